@@ -1,0 +1,30 @@
+# `make run` and `make test` set everything up on a fresh machine (venv, torch CPU, the package) and then run.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+export STANCE_DATA ?= $(abspath ../shared/data)
+
+.PHONY: install run test lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(BIN)/python -m stance.train
+
+test: install
+	$(BIN)/ruff check stance tests
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check stance tests
+	$(BIN)/ruff format --check stance tests
+
+clean:
+	rm -rf $(VENV) outputs multirun mlruns mlartifacts mlflow.db

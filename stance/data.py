@@ -1,0 +1,152 @@
+"""Corpora as `datasets.DatasetDict`s with one schema: `text`, `target`, `label` (+ optional columns)."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+STANCE_LABELS = ["AGAINST", "FAVOR", "NONE"]
+DATA_ENV = "STANCE_DATA"
+
+
+class DataError(ValueError):
+    """A corpus or a user's file cannot be read as asked; the message says where and how to fix it."""
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """Resolve the data root: the given `root`, else `$STANCE_DATA`."""
+    chosen = root if root not in (None, "") else os.environ.get(DATA_ENV)
+    if not chosen:
+        raise DataError(
+            f"No data root given. Set the environment variable {DATA_ENV} to the folder that holds the corpora "
+            f"(e.g. export {DATA_ENV}=../shared/data) or pass data.root=/path/to/data."
+        )
+    path = Path(chosen).expanduser()
+    if not path.is_dir():
+        raise DataError(
+            f"Data root {path} does not exist. Set {DATA_ENV} or data.root to the folder holding the corpora."
+        )
+    return path
+
+
+def corpus_files(root: str | os.PathLike | None, corpus: str, names: Sequence[str]) -> list[Path]:
+    """Paths of a corpus's files under the data root; one error lists every missing file."""
+    folder = data_root(root) / corpus
+    paths = [folder / name for name in names]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise DataError(
+            f"Corpus '{corpus}' is incomplete: missing {', '.join(str(p) for p in missing)}. "
+            f"Expected these files in {folder}: {', '.join(names)}."
+        )
+    return paths
+
+
+def read_table(path: Path, columns: Sequence[str], encoding: str = "utf-8", **read_csv_kwargs) -> pd.DataFrame:
+    """Read a delimited file as strings, with a clear error for bad encoding or missing columns."""
+    try:
+        frame = pd.read_csv(path, encoding=encoding, dtype=str, keep_default_na=False, **read_csv_kwargs)
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"{path}: byte {err.object[err.start : err.start + 1]!r} at offset {err.start} is not valid {encoding}. "
+            "Give the file's encoding (e.g. encoding=cp1252 or gb18030)."
+        ) from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}; the file has {list(frame.columns)}.")
+    return frame
+
+
+def check_labels(frame: pd.DataFrame, column: str, allowed: Sequence[str], path: Path, first_row: int = 2) -> None:
+    """Raise on the first label outside `allowed`, naming file, line and column."""
+    bad = ~frame[column].isin(allowed)
+    if bad.any():
+        index = int(bad.to_numpy().nonzero()[0][0])
+        raise DataError(
+            f"{path}, line {index + first_row}, column '{column}': unknown label {frame[column].iloc[index]!r}; "
+            f"expected one of {list(allowed)}. Fix the file or map the label in the data config."
+        )
+
+
+def check_texts(frame: pd.DataFrame, path: Path, first_row: int = 2) -> None:
+    """Raise on the first empty or whitespace-only text, naming file and line."""
+    empty = frame["text"].str.strip() == ""
+    if empty.any():
+        index = int(empty.to_numpy().nonzero()[0][0])
+        raise DataError(f"{path}, line {index + first_row}: empty text. Remove the row or fill in its text.")
+
+
+def to_dataset_dict(splits: dict[str, pd.DataFrame], labels: Sequence[str]) -> DatasetDict:
+    """Turn frames with `text`, `target`, `label` (+ extras) into a DatasetDict with a `ClassLabel`."""
+    out = {}
+    for name, frame in splits.items():
+        schema = {c: Value("string") for c in frame.columns}
+        schema["label"] = ClassLabel(names=list(labels))
+        out[name] = Dataset.from_pandas(frame.reset_index(drop=True), features=Features(schema), preserve_index=False)
+    return DatasetDict(out)
+
+
+def carve_validation(train: pd.DataFrame, size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split off a validation set stratified by target x label."""
+    from sklearn.model_selection import train_test_split
+
+    strata = train["target"].astype(str) + "|" + train["label"].astype(str)
+    fit, val = train_test_split(train, test_size=size, random_state=seed, stratify=strata)
+    return fit, val
+
+
+def subsample(frame: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame:
+    """A reproducible random slice of at most `limit` rows (for quick runs and tests)."""
+    if limit is None or len(frame) <= limit:
+        return frame
+    return frame.sample(n=limit, random_state=seed).sort_index()
+
+
+def semeval2016_task6(
+    root: str | None = None,
+    task: str = "A",
+    validation_size: float = 0.1,
+    seed: int = 13,
+    limit: int | None = None,
+) -> DatasetDict:
+    """SemEval-2016 Task 6 stance: train = trial + training (minus validation), test = test A; task B is test only."""
+    names = {
+        "A": [
+            "trialdata-all-annotations.txt",
+            "trainingdata-all-annotations.txt",
+            "testdata-taskA-all-annotations.txt",
+        ],
+        "B": ["testdata-taskB-all-annotations.txt"],
+    }
+    if task not in names:
+        raise DataError(f"semeval2016_task6: unknown task {task!r}; choose 'A' or 'B'.")
+    paths = corpus_files(root, "semeval2016_task6", names[task])
+    frames = [_read_semeval(p) for p in paths]
+    if task == "B":
+        return to_dataset_dict({"test": subsample(frames[0], limit, seed)}, STANCE_LABELS)
+    fit, val = carve_validation(pd.concat(frames[:2], ignore_index=True), validation_size, seed)
+    splits = {"train": fit, "validation": val, "test": frames[2]}
+    return to_dataset_dict({k: subsample(v, limit, seed) for k, v in splits.items()}, STANCE_LABELS)
+
+
+def _read_semeval(path: Path) -> pd.DataFrame:
+    # The training file is cp1252 (curly quotes), the others ASCII, which cp1252 also decodes.
+    raw = read_table(path, ["ID", "Target", "Tweet", "Stance"], encoding="cp1252", sep="\t", quoting=csv.QUOTE_NONE)
+    check_labels(raw, "Stance", STANCE_LABELS, path)
+    text = raw["Tweet"].str.replace("#SemST", "", regex=False).str.strip()
+    frame = pd.DataFrame({"id": raw["ID"], "text": text, "target": raw["Target"], "label": raw["Stance"]})
+    check_texts(frame, path)
+    return frame
+
+
+def to_frame(split: Dataset) -> pd.DataFrame:
+    """A split as the pandas frame models consume: `text`, `target` and labels as names."""
+    df = split.to_pandas()
+    names = split.features["label"].names
+    df["label"] = [names[i] for i in df["label"]]
+    return df

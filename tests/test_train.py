@@ -1,0 +1,90 @@
+"""End to end on a slice of SemEval with the real MiniLM: train, log to MLflow, reload, predict identically."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+import stance
+from stance.train import run_experiment
+
+pytestmark = pytest.mark.slow
+
+NEW = pd.DataFrame(
+    {
+        "text": ["God is a fairy tale for grown ups.", "We must act on climate now!", "Hillary for president"],
+        "target": ["Atheism", "Climate Change is a Real Concern", "Hillary Clinton"],
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory):
+    from hydra import compose, initialize_config_dir
+
+    from tests.conftest import CONF
+
+    store = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{store}/mlflow.db"
+    overrides = ["data.limit=300", "features.show_progress=false"]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"mlflow.tracking_uri={uri}", *overrides])
+    result = run_experiment(cfg, overrides)
+    return result, uri
+
+
+def test_run_has_metrics_and_artifacts(logged):
+    result, uri = logged
+    client = MlflowClient(tracking_uri=uri)
+    run = client.get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    metrics = run.data.metrics
+    for split in ("validation", "test"):
+        for name in ("f_avg", "macro_f1", "accuracy", "f_avg/Atheism"):
+            assert f"{split}/{name}" in metrics
+    assert metrics["test/f_avg"] == pytest.approx(result.evaluation.metrics["test/f_avg"])
+    assert 0.2 < metrics["test/f_avg"] <= 1.0
+    assert run.data.params["classifier._target_"] == "sklearn.linear_model.LogisticRegression"
+    assert run.data.params["features.model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert {"overrides", "git_commit", "data_digest"} <= set(run.data.tags)
+    artifacts = {a.path for a in client.list_artifacts(result.run_id)}
+    assert {"config.yaml", "per_target.json", "per_target.csv", "confusion_matrix_test.png"} <= artifacts
+    inputs = [d.dataset.name for d in run.inputs.dataset_inputs]
+    assert "semeval2016_task6/train" in inputs
+
+
+def test_logged_model_predicts_like_in_process_and_refers_to_encoder_by_name(logged):
+    result, uri = logged
+    mlflow.set_tracking_uri(uri)
+    loaded = stance.load_model(f"runs:/{result.run_id}/model")
+    test = result.frames["test"]
+    assert (loaded.predict(test) == result.model.predict(test)).all()
+    np.testing.assert_allclose(loaded.predict_proba(test), result.model.predict_proba(test), rtol=1e-6)
+    pyfunc = mlflow.pyfunc.load_model(f"runs:/{result.run_id}/model")
+    out = pyfunc.predict(NEW)
+    assert list(out.columns) == ["label", "proba_AGAINST", "proba_FAVOR", "proba_NONE"]
+    assert out["label"].tolist() == list(result.model.predict(NEW))
+    assert pyfunc.metadata.metadata["embedding_models"][0].startswith("sentence-transformers/all-MiniLM-L6-v2@")
+    local = mlflow.artifacts.download_artifacts(f"runs:/{result.run_id}/model")
+    weights = list(Path(local).rglob("*.safetensors"))
+    assert not weights, "the encoder weights must not be copied into the run"
+
+
+def test_fresh_process_loads_and_predicts(logged):
+    result, uri = logged
+    code = (
+        "import json, mlflow, pandas as pd, stance; "
+        f"mlflow.set_tracking_uri({uri!r}); "
+        f"m = stance.load_model('runs:/{result.run_id}/model'); "
+        f"print(json.dumps(list(m.predict(pd.DataFrame({NEW.to_dict(orient='list')!r})))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == list(result.model.predict(NEW))
