@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import csv
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
+# The shared stance vocabulary; corpora map their own labels onto it in their data config.
 STANCE_LABELS = ["AGAINST", "FAVOR", "NONE"]
 DATA_ENV = "STANCE_DATA"
 
@@ -107,41 +107,28 @@ def subsample(frame: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame
     return frame.sample(n=limit, random_state=seed).sort_index()
 
 
-def semeval2016_task6(
-    root: str | None = None,
-    task: str = "A",
-    validation_size: float = 0.1,
-    seed: int = 13,
+def finish(
+    splits: dict[str, pd.DataFrame],
+    labels: Sequence[str],
+    label_map: Mapping[str, str] | None = None,
     limit: int | None = None,
+    seed: int = 13,
 ) -> DatasetDict:
-    """SemEval-2016 Task 6 stance: train = trial + training (minus validation), test = test A; task B is test only."""
-    names = {
-        "A": [
-            "trialdata-all-annotations.txt",
-            "trainingdata-all-annotations.txt",
-            "testdata-taskA-all-annotations.txt",
-        ],
-        "B": ["testdata-taskB-all-annotations.txt"],
-    }
-    if task not in names:
-        raise DataError(f"semeval2016_task6: unknown task {task!r}; choose 'A' or 'B'.")
-    paths = corpus_files(root, "semeval2016_task6", names[task])
-    frames = [_read_semeval(p) for p in paths]
-    if task == "B":
-        return to_dataset_dict({"test": subsample(frames[0], limit, seed)}, STANCE_LABELS)
-    fit, val = carve_validation(pd.concat(frames[:2], ignore_index=True), validation_size, seed)
-    splits = {"train": fit, "validation": val, "test": frames[2]}
-    return to_dataset_dict({k: subsample(v, limit, seed) for k, v in splits.items()}, STANCE_LABELS)
-
-
-def _read_semeval(path: Path) -> pd.DataFrame:
-    # The training file is cp1252 (curly quotes), the others ASCII, which cp1252 also decodes.
-    raw = read_table(path, ["ID", "Target", "Tweet", "Stance"], encoding="cp1252", sep="\t", quoting=csv.QUOTE_NONE)
-    check_labels(raw, "Stance", STANCE_LABELS, path)
-    text = raw["Tweet"].str.replace("#SemST", "", regex=False).str.strip()
-    frame = pd.DataFrame({"id": raw["ID"], "text": text, "target": raw["Target"], "label": raw["Stance"]})
-    check_texts(frame, path)
-    return frame
+    """Map labels to the shared vocabulary (keeping `original_label`), slice to `limit`, build the DatasetDict."""
+    out = {}
+    for name, split in splits.items():
+        split = split.copy()
+        if label_map:
+            split["original_label"] = split["label"]
+            split["label"] = split["label"].map(lambda value: label_map.get(value, value))
+        unknown = sorted(set(split["label"]) - set(labels))
+        if unknown:
+            raise DataError(
+                f"Split '{name}': labels {unknown} are not in the label set {list(labels)}; "
+                "add them to `labels` or map them with `label_map` in the data config."
+            )
+        out[name] = subsample(split, limit, seed)
+    return to_dataset_dict(out, labels)
 
 
 def to_frame(split: Dataset) -> pd.DataFrame:
