@@ -88,3 +88,25 @@ def test_fresh_process_loads_and_predicts(logged):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == list(result.model.predict(NEW))
+
+
+def test_sweep_logs_one_run_per_job(tmp_path):
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    cmd = [
+        sys.executable,
+        "-m",
+        "stance.train",
+        "-m",
+        "classifier=logreg,svm",
+        "data.limit=200",
+        "per_target=false",
+        f"mlflow.tracking_uri={store}",
+        f"hydra.sweep.dir={tmp_path}/multirun",
+    ]
+    subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=tmp_path)
+    client = MlflowClient(tracking_uri=store)
+    experiment = client.get_experiment_by_name("stance")
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.data.tags["overrides"].split()[0] for r in runs) == ["classifier=logreg", "classifier=svm"]
+    assert runs[0].data.params["classifier._target_"] != runs[1].data.params["classifier._target_"]
+    assert all(r.info.status == "FINISHED" and "test/f_avg" in r.data.metrics for r in runs)
