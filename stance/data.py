@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -137,3 +138,50 @@ def to_frame(split: Dataset) -> pd.DataFrame:
     names = split.features["label"].names
     df["label"] = [names[i] for i in df["label"]]
     return df
+
+
+@dataclass
+class Report:
+    """What validation found: warnings naming split, rows and counts, and the rows dropped per reason."""
+
+    warnings: list[str] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
+def _where(rows: pd.DataFrame) -> str:
+    column = "row" if "row" in rows else "id" if "id" in rows else None
+    examples = rows[column].head(3).tolist() if column else rows.index[:3].tolist()
+    return ", ".join(map(str, examples))
+
+
+def validate(
+    frames: dict[str, pd.DataFrame], drop_duplicates: bool = False, drop_leaked: bool = False
+) -> tuple[dict[str, pd.DataFrame], Report]:
+    """Warn about duplicate (text, target) rows within a split, conflicting labels, and texts shared with test.
+
+    Rows are dropped only when asked, and every drop is counted in the report.
+    """
+    report, out = Report(), dict(frames)
+    for split, data in frames.items():
+        repeated = data.duplicated(["text", "target"], keep="first")
+        if repeated.any():
+            conflicting = data.groupby(["text", "target"])["label"].nunique().gt(1).sum()
+            report.warnings.append(
+                f"{split}: {int(repeated.sum())} duplicate (text, target) rows ({int(conflicting)} with conflicting "
+                f"labels), e.g. {_where(data[repeated])}. data_checks.drop_duplicates=true keeps the first."
+            )
+            if drop_duplicates:
+                out[split] = data[~repeated]
+                report.dropped[f"duplicates/{split}"] = int(repeated.sum())
+    held_out = set(out["test"]["text"]) if "test" in out else set()
+    for split in [s for s in ("train", "validation") if s in out]:
+        leaked = out[split]["text"].isin(held_out)
+        if leaked.any():
+            report.warnings.append(
+                f"{split}: {int(leaked.sum())} texts also occur in test (leakage), e.g. {_where(out[split][leaked])}. "
+                "data_checks.drop_leaked=true drops them from this split."
+            )
+            if drop_leaked:
+                out[split] = out[split][~leaked]
+                report.dropped[f"leaked/{split}"] = int(leaked.sum())
+    return out, report

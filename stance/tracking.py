@@ -121,6 +121,9 @@ def log_result(result: Any, cfg: Any, peak_rss_mb: float) -> None:
     data_name = str(cfg.data.get("_target_", "data")).rsplit(".", 1)[-1]
     digest = log_dataset(result.frames, data_name, source=str(cfg.data.get("root") or "$STANCE_DATA"))
     mlflow.set_tag("data_digest", digest)
+    mlflow.log_metrics({f"data/rows/{split}": len(frame) for split, frame in result.frames.items()})
+    mlflow.log_metrics({f"data/dropped/{reason}": n for reason, n in result.report.dropped.items()})
+    mlflow.log_dict({"warnings": result.report.warnings, "dropped": result.report.dropped}, "data_report.json")
     mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
     per_target = result.evaluation.per_target
     mlflow.log_table(per_target, "per_target.json")

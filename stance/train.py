@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import resource
 import sys
 import time
@@ -12,21 +13,23 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from stance.data import to_frame
+from stance.data import DataError, Report, to_frame, validate
 from stance.metrics import Evaluation, evaluate
 from stance.model import build_model
 
 EVAL_SPLITS = ("validation", "test")
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class Result:
-    """A fitted model, its evaluation, the frames it saw, timings, and the MLflow run id once logged."""
+    """A fitted model, its evaluation, the frames it saw, timings, the data report, and the MLflow run id."""
 
     model: Any
     evaluation: Evaluation
     frames: dict[str, Any]
     seconds: dict[str, float]
+    report: Report
     run_id: str | None = None
 
 
@@ -34,16 +37,18 @@ def train(cfg: DictConfig) -> Result:
     """Build data, features and classifier from config, fit on train, evaluate on validation and test."""
     start = time.perf_counter()
     data = instantiate(cfg.data)
-    frames = {split: to_frame(ds) for split, ds in data.items()}
+    frames, report = validate({split: to_frame(ds) for split, ds in data.items()}, **cfg.data_checks)
+    for warning in report.warnings:
+        log.warning("data: %s", warning)
     if "train" not in frames:
-        raise ValueError(f"Data config {cfg.data._target_} has no train split (splits: {list(frames)}).")
+        raise DataError(f"Data config {cfg.data._target_} has no train split (splits: {list(frames)}).")
     model = build_model(instantiate(cfg.features), instantiate(cfg.classifier), per_target=cfg.per_target)
     loaded = time.perf_counter()
     model.fit(frames["train"], frames["train"]["label"])
     fitted = time.perf_counter()
     evaluation = evaluate(model, {s: frames[s] for s in EVAL_SPLITS if s in frames})
     seconds = {"load": loaded - start, "fit": fitted - loaded, "evaluate": time.perf_counter() - fitted}
-    return Result(model, evaluation, frames, seconds)
+    return Result(model, evaluation, frames, seconds, report)
 
 
 def run_experiment(cfg: DictConfig, overrides: list[str] | None = None) -> Result:
