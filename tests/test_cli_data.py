@@ -1,0 +1,33 @@
+"""`stance data list` and `stance data describe` on the real corpora."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from stance.cli import app
+from stance.corpora import CORPORA
+
+runner = CliRunner()
+
+
+def test_list_shows_every_corpus_with_sizes(data_root):
+    result = runner.invoke(app, ["data", "list"])
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:]}
+    assert set(lines) == set(CORPORA) and len(CORPORA) == 11
+    assert lines["vast_devtest"][1:] == ["stance", "validation,test", "-", "2062", "3006"]
+    assert lines["ag_news_test"][1:] == ["topic", "test", "-", "-", "7600"]
+
+
+def test_describe_shows_labels_targets_and_lengths(data_root):
+    result = runner.invoke(app, ["data", "describe", "emergent", "--top", "3"])
+    assert result.exit_code == 0, result.output
+    assert "split x label" in result.stdout and "top 3 of 300 targets" in result.stdout
+    assert "text length in characters" in result.stdout
+    label_table = result.stdout.split("split x label")[1].split("\n\n")[0]
+    assert "AGAINST" in label_table and "524" in label_table  # the test split's size
+
+
+def test_describe_unknown_corpus_lists_the_names():
+    result = runner.invoke(app, ["data", "describe", "nope"])
+    assert result.exit_code == 2 and "unknown corpus 'nope'" in result.output and "fnc1" in result.output

@@ -1,0 +1,219 @@
+"""Every corpus reader on the real files, built from its data config: counts as in SOURCE.md, mappings, errors."""
+
+from __future__ import annotations
+
+import functools
+import shutil
+from collections import Counter
+
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from stance.corpora import CORPORA, fnc1, ibm_claim_stance, newsmtsc, tweeteval_stance, vast_devtest
+from stance.data import DataError, to_frame
+from stance.official import fnc_score
+from tests.conftest import CONF
+
+
+@functools.cache
+def load(name: str, *overrides: str) -> dict[str, pd.DataFrame]:
+    """A corpus as training builds it (its conf/data config), as one frame per split; cached across tests."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"data={name}", *overrides])
+    return {split: to_frame(ds) for split, ds in instantiate(cfg.data).items()}
+
+
+def counts(frame: pd.DataFrame, column: str = "label") -> dict[str, int]:
+    return dict(Counter(frame[column]))
+
+
+def train_and_validation(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat([frames["train"], frames["validation"]], ignore_index=True)
+
+
+def test_registry_matches_configs():
+    # Other data configs (user files, the Hub) are not corpora under the data root.
+    corpus_configs = {p.stem for p in (CONF / "data").glob("*.yaml") if "stance.corpora." in p.read_text()}
+    assert set(CORPORA) == corpus_configs
+    assert all(f"_target_: stance.corpora.{name}\n" in (CONF / "data" / f"{name}.yaml").read_text() for name in CORPORA)
+    assert {entry["task"] for entry in CORPORA.values()} == {"stance", "topic", "claim", "sentiment"}
+
+
+def test_tweeteval_per_target_counts_and_mapping(data_root):
+    frames = load("tweeteval_stance")
+    # SOURCE.md, rows (against/favor/none) per target; here two of the five targets and the totals.
+    assert {split: len(f) for split, f in frames.items()} == {"train": 2620, "validation": 294, "test": 1249}
+    hillary = {split: counts(f[f["target"] == "Hillary Clinton"]) for split, f in frames.items()}
+    assert hillary["train"] == {"AGAINST": 354, "FAVOR": 106, "NONE": 160}
+    assert hillary["test"] == {"AGAINST": 172, "FAVOR": 45, "NONE": 78}
+    climate = frames["validation"][frames["validation"]["target"] == "Climate Change is a Real Concern"]
+    assert counts(climate) == {"AGAINST": 2, "FAVOR": 21, "NONE": 17}
+    assert counts(frames["test"]) == {"AGAINST": 715, "FAVOR": 304, "NONE": 230}  # = SemEval test A
+    test = frames["test"]
+    assert set(zip(test["original_label"], test["label"], strict=True)) == {
+        ("against", "AGAINST"),
+        ("favor", "FAVOR"),
+        ("none", "NONE"),
+    }
+    assert not test["text"].str.contains("#SemST").any()
+
+
+def test_perspectrum_pairs_topics_and_mapping(data_root):
+    frames = load("perspectrum")
+    # SOURCE.md pairs: train 3,599 S / 3,379 U; dev 1,047 / 1,024; test 1,471 / 1,302.
+    assert counts(frames["train"]) == {"FAVOR": 3599, "AGAINST": 3379}
+    assert counts(frames["validation"]) == {"FAVOR": 1047, "AGAINST": 1024}
+    assert counts(frames["test"]) == {"FAVOR": 1471, "AGAINST": 1302}
+    assert [f["group"].nunique() for f in frames.values()] == [541, 139, 227]
+    claims = pd.concat(frames.values()).drop_duplicates("group")
+    assert len(claims) == 907 and (claims["topic"] == "").sum() == 121
+    per_topic = Counter(t for topics in claims["topic"] for t in topics.split("|") if t)
+    assert per_topic["politics"] == 285 and per_topic["digital_freedom"] == 27 and len(per_topic) == 18
+    assert set(zip(claims["original_label"], claims["label"], strict=True)) <= {
+        ("SUPPORT", "FAVOR"),
+        ("UNDERMINE", "AGAINST"),
+    }
+
+
+def test_ibm_counts_and_topic_disjoint_validation(data_root):
+    frames = load("ibm_claim_stance")
+    # SOURCE.md: train 1,039 (625 PRO / 414 CON, 25 topics), test 1,355 (700 / 655, 30 topics).
+    assert counts(train_and_validation(frames)) == {"FAVOR": 625, "AGAINST": 414}
+    assert counts(frames["test"]) == {"FAVOR": 700, "AGAINST": 655}
+    assert counts(frames["test"], "original_label") == {"PRO": 700, "CON": 655}
+    topics = {split: set(f["group"]) for split, f in frames.items()}
+    assert len(topics["train"] | topics["validation"]) == 25 and len(topics["test"]) == 30
+    assert len(topics["validation"]) == 5  # 20% of the train topics
+    assert not topics["train"] & topics["validation"] and not topics["test"] & (topics["train"] | topics["validation"])
+    assert frames["test"]["target"].str.startswith("This house").all()
+
+
+def test_emergent_counts_mapping_and_claim_disjoint_validation(data_root):
+    frames = load("emergent")
+    # SOURCE.md: train 2,071 = 992 for / 775 observing / 304 against (240 claims); test 524 = 246 / 187 / 91 (60).
+    assert counts(train_and_validation(frames), "original_label") == {"for": 992, "observing": 775, "against": 304}
+    assert counts(frames["test"]) == {"FAVOR": 246, "NONE": 187, "AGAINST": 91}
+    assert train_and_validation(frames)["group"].nunique() == 240 and frames["test"]["group"].nunique() == 60
+    assert not set(frames["train"]["group"]) & set(frames["validation"]["group"])
+
+
+def test_fnc1_counts_and_body_disjoint_validation(data_root):
+    frames = load("fnc1")
+    # SOURCE.md: train 49,972 and competition test 25,413 pairs, duplicates kept.
+    train = train_and_validation(frames)
+    assert counts(train) == {"unrelated": 36545, "discuss": 8909, "agree": 3678, "disagree": 840}
+    assert counts(frames["test"]) == {"unrelated": 18349, "discuss": 4464, "agree": 1903, "disagree": 697}
+    assert train["group"].nunique() == 1683 and train["target"].nunique() == 1648
+    assert not set(frames["train"]["group"]) & set(frames["validation"]["group"])
+    assert (frames["test"]["original_label"] == frames["test"]["label"]).all()
+
+
+def test_fnc1_body_sentences(data_root):
+    whole = load("fnc1")["test"]
+    short = to_frame(fnc1(root=str(data_root), body_sentences=1)["test"])
+    assert len(short) == len(whole) and (short["text"].str.len() < whole["text"].str.len()).mean() > 0.9
+    first = short.loc[short["group"] == "2", "text"].iloc[0]
+    assert (
+        first == "A bereaved Afghan mother took revenge on the Taliban after watching them kill her son in an ambush."
+    )
+    with pytest.raises(DataError, match="body_sentences"):
+        fnc1(root=str(data_root), body_sentences=0)
+
+
+def test_vast_dev_test_and_train_request(data_root):
+    frames = load("vast_devtest")
+    # SOURCE.md: dev 684 con / 681 pro / 697 neutral; test 1,018 / 944 / 1,044; test zero-shot 1,460 rows.
+    assert list(frames) == ["validation", "test"]
+    assert counts(frames["validation"]) == {"AGAINST": 684, "FAVOR": 681, "NONE": 697}
+    assert counts(frames["test"]) == {"AGAINST": 1018, "FAVOR": 944, "NONE": 1044}
+    assert counts(frames["test"], "seen") == {"1": 1546, "0": 1460}
+    assert counts(frames["test"], "original_label") == {"0": 1018, "1": 944, "2": 1044}
+    with pytest.raises(DataError, match="no train split"):
+        vast_devtest(root=str(data_root), splits=["train", "validation", "test"])
+    with pytest.raises(DataError, match="unknown split"):
+        vast_devtest(root=str(data_root), splits=["dev"])
+
+
+def test_multitarget_one_row_per_tweet_target_pair(data_root):
+    frames = load("multitarget_stance_election2016")
+    # SOURCE.md: 3,119 / 446 / 890 tweets, two targets each; stance counts are target 1 + target 2.
+    assert {split: len(f) for split, f in frames.items()} == {"train": 6238, "validation": 892, "test": 1780}
+    assert counts(frames["train"]) == {"FAVOR": 1328 + 959, "AGAINST": 1122 + 1449, "NONE": 669 + 711}
+    assert counts(frames["test"]) == {"AGAINST": 328 + 417, "FAVOR": 317 + 237, "NONE": 245 + 236}
+    assert counts(frames["train"], "topic")["Donald Trump|Hillary Clinton"] == 2 * 1240
+    assert frames["train"].groupby("group")["target"].nunique().eq(2).all()
+    assert "Hilary Clinton" not in set(frames["test"]["target"])
+
+
+def test_newsmtsc_counts_and_validation_choices(data_root):
+    frames = load("newsmtsc")
+    # SOURCE.md target instances: train 3,316 neg / 3,028 neu / 2,395 pos; devtest_rw 429 / 455 / 262.
+    assert counts(train_and_validation(frames)) == {"negative": 3316, "neutral": 3028, "positive": 2395}
+    assert counts(frames["test"]) == {"negative": 429, "neutral": 455, "positive": 262}
+    assert counts(frames["test"], "original_label") == {"2.0": 429, "4.0": 455, "6.0": 262}
+    assert not set(frames["train"]["text"]) & set(frames["validation"]["text"])
+    assert frames["test"]["group"].nunique() == 1067
+    mt = load("newsmtsc", "data.validation_split=devtest_mt")
+    assert counts(mt["validation"]) == {"negative": 482, "neutral": 748, "positive": 246} and len(mt["train"]) == 8739
+    with pytest.raises(DataError, match="must differ"):
+        newsmtsc(root=str(data_root), test_split="devtest_mt", validation_split="devtest_mt")
+
+
+def test_clef_counts_debates_and_speakers(data_root):
+    frames = load("clef2019_checkthat_task1")
+    # SOURCE.md: training 19 files, 15,981 / 440; test_annotated 7 files, 6,944 / 136.
+    assert counts(train_and_validation(frames)) == {"0": 15981, "1": 440}
+    assert counts(frames["test"]) == {"0": 6944, "1": 136}
+    assert train_and_validation(frames)["group"].nunique() == 19 and frames["test"]["group"].nunique() == 7
+    assert counts(frames["validation"])["1"] == 44  # stratified: 10% of the positives
+    assert (frames["test"]["target"] == "").all() and "TRUMP" in set(frames["train"]["speaker"])
+    assert frames["test"]["id"].is_unique
+
+
+def test_ag_news_test_only_and_made_split(data_root):
+    test = load("ag_news_test")["test"]
+    assert counts(test) == {name: 1900 for name in ["World", "Sports", "Business", "Sci/Tech"]}
+    assert not test["text"].str.contains(r"#\d+;|\\|&lt;", regex=True).any() and test["text"].str.contains("$").any()
+    made = load("ag_news_test", "data.make_split=true")
+    assert {split: len(f) for split, f in made.items()} == {"train": 5472, "validation": 608, "test": 1520}
+    assert set(counts(made["test"]).values()) == {380}
+
+
+def test_fnc_score_hand_example():
+    gold = ["agree", "disagree", "discuss", "unrelated", "unrelated", "agree"]
+    pred = ["agree", "discuss", "unrelated", "unrelated", "agree", "disagree"]
+    # Earned: 1 (exact related) + .25 (related, wrong class) + 0 + .25 (unrelated right) + 0 + .25 = 1.75.
+    # Best: four related pairs at 1 and two unrelated at .25 = 4.5.
+    assert fnc_score(gold, pred) == pytest.approx(1.75 / 4.5)
+    assert fnc_score(gold, gold) == 1.0
+    with pytest.raises(ValueError, match="unknown"):
+        fnc_score(["agree"], ["maybe"])
+
+
+@pytest.fixture
+def tweeteval_copy(tmp_path, data_root):
+    shutil.copytree(data_root / "tweeteval_stance", tmp_path / "tweeteval_stance")
+    (tmp_path / "tweeteval_stance").chmod(0o755)
+    return tmp_path / "tweeteval_stance"
+
+
+def test_tweeteval_unpaired_lines_and_unknown_code(tweeteval_copy):
+    labels = tweeteval_copy / "atheism" / "val_labels.txt"
+    labels.chmod(0o644)
+    labels.write_text(labels.read_text() + "1\n")
+    with pytest.raises(DataError, match="val_text.txt has 52 lines but .*val_labels.txt has 53"):
+        tweeteval_stance(root=str(tweeteval_copy.parent))
+    labels.write_text("7\n" + labels.read_text().split("\n", 2)[2])
+    with pytest.raises(DataError, match="val_labels.txt, line 1, column 'label': unknown label '7'"):
+        tweeteval_stance(root=str(tweeteval_copy.parent))
+
+
+def test_ibm_unknown_stance_names_line(tmp_path, data_root):
+    folder = tmp_path / "ibm_claim_stance"
+    folder.mkdir()
+    source = (data_root / "ibm_claim_stance" / "claim_stance_dataset_v1.csv").read_text(encoding="utf-8")
+    (folder / "claim_stance_dataset_v1.csv").write_text(source.replace('"PRO"', '"NEUTRAL"', 1), encoding="utf-8")
+    with pytest.raises(DataError, match=r"line 2, column 'claims.stance': unknown label 'NEUTRAL'"):
+        ibm_claim_stance(root=str(tmp_path))
