@@ -262,6 +262,7 @@ def _perspectrum_pairs(path: Path) -> pd.DataFrame:
     """One row per (claim, cluster, perspective id) with the cluster's 3-way stance."""
     claims = pd.DataFrame(_parse_json(_read_text(path), path))
     _require(claims, ["cId", "text", "perspectives"], path)
+    # A claim with an empty cluster list would explode to one empty row; it has no pairs, so none is lost here.
     clusters = claims.explode("perspectives", ignore_index=True).dropna(subset=["perspectives"])
     details = pd.json_normalize(clusters["perspectives"].tolist())
     _require(details, ["pids", "stance_label_3"], path)
@@ -394,8 +395,9 @@ def _read_fnc(stances_path: Path, bodies_path: Path, body_sentences: int | None)
     check_texts(bodies, bodies_path)
     if body_sentences is not None:
         bodies["text"] = bodies["text"].map(lambda body: _first_sentences(body, body_sentences))
-    if bodies["Body ID"].duplicated().any():
-        raise DataError(f"{bodies_path}: Body ID {bodies['Body ID'][bodies['Body ID'].duplicated()].iloc[0]} repeats.")
+    repeated = bodies["Body ID"][bodies["Body ID"].duplicated()]
+    if len(repeated):
+        raise DataError(f"{bodies_path}: Body ID {repeated.iloc[0]} occurs more than once; each body needs one ID.")
     text = stances["Body ID"].map(bodies.set_index("Body ID")["text"])
     if text.isna().any():
         line = int(text.isna().to_numpy().nonzero()[0][0]) + 2
@@ -519,9 +521,11 @@ def newsmtsc(
     sentences and multi-target sentences stay on one side). Raw polarity 2.0/4.0/6.0 = negative/neutral/positive.
     `id` is the target's `Input.gid`, `group` the sentence's `primary_gid`.
     """
-    chosen = {"test": test_split, "validation": validation_split}
-    wrong = [name for name in chosen.values() if name is not None and name not in _NEWSMTSC_FILES[1:]]
-    if wrong or test_split == validation_split:
+    if (
+        test_split not in _NEWSMTSC_FILES[1:]
+        or validation_split not in (None, *_NEWSMTSC_FILES[1:])
+        or (test_split == validation_split)
+    ):
         raise DataError(
             f"newsmtsc: test_split={test_split!r}, validation_split={validation_split!r}; each must be one of "
             f"{list(_NEWSMTSC_FILES[1:])} (validation_split may be null: carve from train), and they must differ."

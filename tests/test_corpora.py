@@ -217,3 +217,15 @@ def test_ibm_unknown_stance_names_line(tmp_path, data_root):
     (folder / "claim_stance_dataset_v1.csv").write_text(source.replace('"PRO"', '"NEUTRAL"', 1), encoding="utf-8")
     with pytest.raises(DataError, match=r"line 2, column 'claims.stance': unknown label 'NEUTRAL'"):
         ibm_claim_stance(root=str(tmp_path))
+
+
+def test_newsmtsc_unknown_polarity_names_line(tmp_path, data_root):
+    shutil.copytree(data_root / "newsmtsc", tmp_path / "newsmtsc")
+    path = tmp_path / "newsmtsc" / "devtest_rw.jsonl"
+    path.chmod(0o644)
+    lines = path.read_text(encoding="utf-8").split("\n")
+    lines[2] = lines[2].replace('"polarity": 2.0', '"polarity": 3.0').replace('"polarity": 4.0', '"polarity": 3.0')
+    lines[2] = lines[2].replace('"polarity": 6.0', '"polarity": 3.0')
+    path.write_text("\n".join(lines), encoding="utf-8")
+    with pytest.raises(DataError, match=r"devtest_rw.jsonl, line 3, field 'polarity': unknown label '3.0'"):
+        newsmtsc(root=str(tmp_path))
