@@ -13,6 +13,7 @@ from datasets import DatasetDict
 from stance.data import DataError, carve_validation, finish
 
 log = logging.getLogger(__name__)
+SPLIT_ORDER = {"train": 0, "validation": 1, "test": 2}
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 
 
@@ -47,6 +48,8 @@ def read_file(path: str | Path, fmt: str | None = None, encoding: str | None = N
     if fmt not in ("csv", "tsv", "jsonl"):
         raise DataError(f"{path}: unknown format {path.suffix!r}; set data.format to one of csv, tsv, jsonl, parquet.")
     text = decode(path, encoding)
+    if "\r" in text and "\n" not in text:  # old-Mac line endings (CR only), as in the multi-target corpus
+        text = text.replace("\r", "\n")
     if fmt == "jsonl":
         try:
             frame = pd.read_json(io.StringIO(text), lines=True, dtype=False)
@@ -54,9 +57,7 @@ def read_file(path: str | Path, fmt: str | None = None, encoding: str | None = N
             raise DataError(f"{path}: not valid JSON lines ({err}).") from None
         return frame.astype("string").fillna("").astype(object)
     try:
-        return pd.read_csv(
-            io.StringIO(text), sep="\t" if fmt == "tsv" else ",", dtype=str, keep_default_na=False, engine="python"
-        )
+        return pd.read_csv(io.StringIO(text), sep="\t" if fmt == "tsv" else ",", dtype=str, keep_default_na=False)
     except pd.errors.ParserError as err:
         raise DataError(f"{path}: cannot parse as {fmt.upper()} ({err}). Check the separator and quoting.") from None
 
@@ -66,6 +67,7 @@ def files(
     columns: Mapping[str, str] | None = None,
     targets: Mapping[str, str] | None = None,
     split_column: str | None = None,
+    split_map: Mapping[str, str] | None = None,
     labels: Sequence[str] | None = None,
     label_map: Mapping[str, str] | None = None,
     format: str | None = None,
@@ -77,6 +79,7 @@ def files(
     """Load one file per split (`paths={split: path}`) or one file with a `split_column`, renaming via `columns`.
 
     `columns` maps schema names to file columns, e.g. {text: Tweet, label: Stance, target: Target}.
+    `split_map` renames split values, e.g. {Train: train, Dev: validation, Test: test}.
     `targets` turns a multi-target row into one row per pair: {target column: label column}.
     Without a validation split, one is carved from train (stratified by target x label).
     """
@@ -88,9 +91,11 @@ def files(
     for split, path in paths.items():
         frame = _to_schema(read_file(path, format, encoding), Path(path), columns or {}, targets or {}, split_column)
         if split_column:
-            splits.update({str(name): group.drop(columns="split") for name, group in frame.groupby("split")})
+            names = frame["split"].map(lambda v: (split_map or {}).get(v, v))
+            splits.update({str(name): group.drop(columns="split") for name, group in frame.groupby(names)})
         else:
             splits[split] = frame
+    splits = dict(sorted(splits.items(), key=lambda item: SPLIT_ORDER.get(item[0], len(SPLIT_ORDER))))
     if "train" in splits and "validation" not in splits and validation_size:
         splits["train"], splits["validation"] = carve_validation(splits["train"], validation_size, seed)
     mapping = dict(label_map or {})
@@ -108,7 +113,9 @@ def files(
 def _to_schema(
     raw: pd.DataFrame, path: Path, columns: Mapping[str, str], targets: Mapping[str, str], split_column: str | None
 ) -> pd.DataFrame:
-    wanted = {"text": "text", "label": "label", **({} if targets else {"target": "target"}), **columns}
+    wanted = {"text": "text", **({} if targets else {"label": "label"}), **columns}
+    if not targets and "target" not in wanted and "target" in raw.columns:
+        wanted["target"] = "target"
     needed = [*wanted.values(), *targets.keys(), *targets.values(), *([split_column] if split_column else [])]
     missing = [c for c in needed if c not in raw.columns]
     if missing:
@@ -116,9 +123,9 @@ def _to_schema(
             f"{path}: missing column(s) {missing}; the file has {list(raw.columns)}. "
             "Map your column names with data.columns (e.g. {text: Tweet, label: Stance})."
         )
-    if "target" not in wanted and not targets:
-        raw = raw.assign(target="")
     frame = pd.DataFrame({name: raw[column] for name, column in wanted.items()})
+    if "target" not in frame and not targets:
+        frame["target"] = ""  # topic and claim files have no target
     frame["row"] = [f"{path.name}:{i + 2}" for i in range(len(raw))]  # header is line 1
     if split_column:
         frame["split"] = raw[split_column]
@@ -144,6 +151,12 @@ def hub(path: str, name: str | None = None, columns: Mapping[str, str] | None = 
     """A Hugging Face Hub dataset id, passed to `datasets.load_dataset` unchanged (needs the network)."""
     from datasets import load_dataset
 
-    data = load_dataset(path, name, **kwargs)
+    try:
+        data = load_dataset(path, name, **kwargs)
+    except Exception as err:  # the Hub client raises many types; to the user they all mean "not reachable/found"
+        raise DataError(
+            f"Cannot load Hub dataset {path!r}: {type(err).__name__}: {str(err).splitlines()[0][:200]}. "
+            "Offline, export it to CSV/JSONL/Parquet and use data=files."
+        ) from None
     renames = {source: ours for ours, source in (columns or {}).items() if source != ours}
     return data.rename_columns(renames) if renames else data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,8 @@ from sklearn.metrics import accuracy_score, f1_score
 
 # The classes whose F1 the SemEval-2016 official script averages.
 F_AVG_CLASSES = ("FAVOR", "AGAINST")
+# Corpora with more targets than this (claims, headlines) get the per-target table but no per-target metrics.
+MAX_TARGET_METRICS = 30
 
 
 def f_avg(y_true: Any, y_pred: Any, classes: tuple[str, ...] = F_AVG_CLASSES) -> float:
@@ -25,6 +28,11 @@ def scores(y_true: Any, y_pred: Any) -> dict[str, float]:
         "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
         "accuracy": float(accuracy_score(y_true, y_pred)),
     }
+
+
+def metric_name(text: str) -> str:
+    """`text` with the characters MLflow metric names reject replaced by `_`."""
+    return re.sub(r"[^\w\-. /]", "_", str(text)).strip() or "_"
 
 
 @dataclass
@@ -47,9 +55,11 @@ def evaluate(model: Any, frames: dict[str, pd.DataFrame]) -> Evaluation:
         result.predictions[split] = predicted
         for name, value in scores(predicted["label"], predicted["predicted"]).items():
             result.metrics[f"{split}/{name}"] = value
-        for target, group in predicted.groupby("target", sort=True):
+        groups = predicted.groupby("target", sort=True)
+        for target, group in groups:
             group_scores = scores(group["label"], group["predicted"])
-            result.metrics[f"{split}/f_avg/{target}"] = group_scores["f_avg"]
+            if 1 < groups.ngroups <= MAX_TARGET_METRICS:
+                result.metrics[f"{split}/f_avg/{metric_name(target)}"] = group_scores["f_avg"]
             rows.append({"split": split, "target": target, "n": len(group), **group_scores})
     result.per_target = pd.DataFrame(rows)
     return result

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import hydra
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from stance.data import DataError, Report, to_frame, validate
+from stance.features import ModelLoadError
 from stance.metrics import Evaluation, evaluate
 from stance.model import build_model
 
@@ -33,16 +35,26 @@ class Result:
     run_id: str | None = None
 
 
+def build(node: DictConfig) -> Any:
+    """`instantiate(node)`, letting our own clear errors through instead of Hydra's wrapper around them."""
+    try:
+        return instantiate(node)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, DataError | ModelLoadError):
+            raise err.__cause__ from None
+        raise
+
+
 def train(cfg: DictConfig) -> Result:
     """Build data, features and classifier from config, fit on train, evaluate on validation and test."""
     start = time.perf_counter()
-    data = instantiate(cfg.data)
+    data = build(cfg.data)
     frames, report = validate({split: to_frame(ds) for split, ds in data.items()}, **cfg.data_checks)
     for warning in report.warnings:
         log.warning("data: %s", warning)
     if "train" not in frames:
         raise DataError(f"Data config {cfg.data._target_} has no train split (splits: {list(frames)}).")
-    model = build_model(instantiate(cfg.features), instantiate(cfg.classifier), per_target=cfg.per_target)
+    model = build_model(build(cfg.features), build(cfg.classifier), per_target=cfg.per_target)
     loaded = time.perf_counter()
     model.fit(frames["train"], frames["train"]["label"])
     fitted = time.perf_counter()

@@ -6,6 +6,8 @@ import pytest
 from hydra.utils import instantiate
 from sklearn.base import BaseEstimator
 
+from stance.data import DataError
+from stance.train import build
 from tests.conftest import CONF
 
 
@@ -24,7 +26,26 @@ def test_classifiers_compose_and_instantiate(make_cfg, name):
     assert hasattr(classifier, "fit") and hasattr(classifier, "predict_proba")
 
 
+# Configs that need a user's value: a real file for `files`; `hub` needs the network, so offline it must fail clearly.
+USER_VALUES = {
+    "files": [
+        "data.paths=${oc.env:STANCE_DATA}/multitarget_stance_election2016/multi_target_stance.csv",
+        "data.columns={text: Tweet}",
+        "data.targets={Target 1: Stance 1, Target 2: Stance 2}",
+        "data.split_column=Test/Train/Dev",
+        "data.split_map={Train: train, Dev: validation, Test: test}",
+    ],
+    "hub": ["data.path=nobody/no-such-dataset"],
+}
+
+
 @pytest.mark.parametrize("name", _options("data"))
-def test_data_compose_and_instantiate(make_cfg, name):
-    data = instantiate(make_cfg(f"data={name}", "data.limit=50").data)
+def test_data_compose_and_instantiate(make_cfg, name, monkeypatch):
+    cfg = make_cfg(f"data={name}", *USER_VALUES.get(name, ["data.limit=50"]))
+    if name == "hub":
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        with pytest.raises(DataError, match="Cannot load Hub dataset"):
+            build(cfg.data)
+        return
+    data = build(cfg.data)
     assert {"text", "target", "label"} <= set(data["test"].column_names)

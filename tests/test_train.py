@@ -110,3 +110,22 @@ def test_sweep_logs_one_run_per_job(tmp_path):
     assert sorted(r.data.tags["overrides"].split()[0] for r in runs) == ["classifier=logreg", "classifier=svm"]
     assert runs[0].data.params["classifier._target_"] != runs[1].data.params["classifier._target_"]
     assert all(r.info.status == "FINISHED" and "test/f_avg" in r.data.metrics for r in runs)
+
+
+def test_researchers_multi_target_csv_trains_with_data_files(make_cfg, data_root):
+    """The multi-target election CSV (CR line endings, two targets per row) as a user's own file."""
+    cfg = make_cfg(
+        "data=files",
+        f"data.paths={data_root}/multitarget_stance_election2016/multi_target_stance.csv",
+        "data.columns={text: Tweet}",
+        "data.targets={Target 1: Stance 1, Target 2: Stance 2}",
+        "data.split_column=Test/Train/Dev",
+        "data.split_map={Train: train, Dev: validation, Test: test}",
+        "data.limit=300",
+        "features.show_progress=false",
+    )
+    result = run_experiment(cfg, ["data=files"])
+    assert set(result.frames["test"]["target"]) == {"Hilary Clinton", "Donald Trump", "Bernie Sanders", "Ted Cruz"}
+    assert 0.0 < result.evaluation.metrics["test/f_avg"] <= 1.0
+    client = MlflowClient(tracking_uri=cfg.mlflow.tracking_uri)
+    assert client.get_run(result.run_id).data.metrics["data/rows/test"] == 300

@@ -1,0 +1,154 @@
+"""A researcher's own files: formats, encodings, multi-target rows, validation, and one clear error per problem."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stance.data import DataError, to_frame, validate
+from stance.files import files, hub, read_file
+
+ROWS = [
+    ("Tweet", "Target 1", "Stance 1", "Target 2", "Stance 2"),
+    ("Trump will make America great again", "Donald Trump", "FAVOR", "Hillary Clinton", "AGAINST"),
+    ("I'm with her, proud to vote", "Hillary Clinton", "FAVOR", "Donald Trump", "AGAINST"),
+    ("Debate night, who is watching?", "Donald Trump", "NONE", "Hillary Clinton", "NONE"),
+    ("Nobody should vote for Trump", "Donald Trump", "AGAINST", "", ""),
+]
+
+
+def write_csv(path, rows, encoding="utf-8"):
+    pd.DataFrame(rows[1:], columns=rows[0]).to_csv(path, index=False, encoding=encoding)
+    return str(path)
+
+
+def multi_target(tmp_path, name="train.csv", rows=ROWS):
+    return write_csv(tmp_path / name, rows)
+
+
+def test_multi_target_rows_become_one_row_per_pair(tmp_path, caplog):
+    path = multi_target(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        data = files(
+            {"train": path, "test": path},
+            columns={"text": "Tweet"},
+            targets={"Target 1": "Stance 1", "Target 2": "Stance 2"},
+            validation_size=0,
+        )
+    test = to_frame(data["test"])
+    assert len(test) == 7 and set(test["target"]) == {"Donald Trump", "Hillary Clinton"}
+    assert data["test"].features["label"].names == ["AGAINST", "FAVOR", "NONE"]
+    assert "1 blank target cells" in caplog.text
+
+
+def test_formats_and_split_column(tmp_path):
+    frame = pd.DataFrame(
+        {
+            "text": ["a b", "c d", "e f", "g h"],
+            "label": ["x", "y", "x", "y"],
+            "part": ["train", "train", "test", "test"],
+        }
+    )
+    frame.to_json(tmp_path / "all.jsonl", orient="records", lines=True)
+    frame.to_parquet(tmp_path / "all.parquet")
+    frame.to_csv(tmp_path / "all.tsv", sep="\t", index=False)
+    for name in ("all.jsonl", "all.parquet", "all.tsv"):
+        data = files(str(tmp_path / name), split_column="part", validation_size=0)
+        assert sorted(data) == ["test", "train"] and data["train"].num_rows == 2
+        assert to_frame(data["test"])["target"].tolist() == ["", ""]
+
+
+def test_label_map_keeps_original(tmp_path):
+    rows = [("text", "target", "label"), ("x is good", "x", "SUPPORT"), ("x is bad", "x", "UNDERMINE")]
+    data = files({"test": write_csv(tmp_path / "t.csv", rows)}, label_map={"SUPPORT": "FAVOR", "UNDERMINE": "AGAINST"})
+    test = to_frame(data["test"])
+    assert test["label"].tolist() == ["FAVOR", "AGAINST"]
+    assert test["original_label"].tolist() == ["SUPPORT", "UNDERMINE"]
+
+
+def test_missing_column_names_file_and_fix(tmp_path):
+    path = write_csv(tmp_path / "t.csv", [("Tweet", "Stance"), ("hello", "FAVOR")])
+    with pytest.raises(DataError, match=r"t.csv: missing column\(s\) \['text', 'label'\].*data.columns"):
+        files({"test": path})
+
+
+def test_unknown_label_names_row_and_column(tmp_path):
+    rows = [("text", "target", "Stance"), ("a", "t", "FAVOR"), ("b", "t", "MAYBE")]
+    path = write_csv(tmp_path / "t.csv", rows)
+    with pytest.raises(DataError, match=r"t.csv:3, column 'Stance': unknown label 'MAYBE'"):
+        files({"test": path}, columns={"label": "Stance"}, labels=["AGAINST", "FAVOR", "NONE"])
+
+
+def test_empty_text_names_row(tmp_path):
+    path = write_csv(tmp_path / "t.csv", [("text", "target", "label"), ("a", "t", "FAVOR"), ("   ", "t", "NONE")])
+    with pytest.raises(DataError, match=r"t.csv:3, column 'text': empty text"):
+        files({"test": path})
+
+
+def test_missing_file_and_unknown_format(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        files({"test": str(tmp_path / "nope.csv")})
+    (tmp_path / "x.xlsx").write_text("?")
+    with pytest.raises(DataError, match="unknown format"):
+        files({"test": str(tmp_path / "x.xlsx")})
+
+
+def test_encodings_given_detected_and_wrong(tmp_path, caplog):
+    rows = [("text", "target", "label")] + [("“Curly” quotes — café", "t", "FAVOR")] * 3
+    path = write_csv(tmp_path / "cp.csv", rows, encoding="cp1252")
+    assert to_frame(files({"test": path}, encoding="cp1252")["test"])["text"][0] == "“Curly” quotes — café"
+    with caplog.at_level(logging.WARNING):
+        files({"test": path})  # detected, with a warning naming the offset
+    assert "not UTF-8" in caplog.text
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"\xff\xfe\xfa")
+    with pytest.raises(DataError, match=r"bad.csv: byte b'\\xff' at offset 0 is not valid utf-8.*data.encoding"):
+        files({"test": str(bad)}, encoding="utf-8")
+
+
+def test_validate_reports_duplicates_and_leakage_and_drops_only_when_asked():
+    train = pd.DataFrame(
+        {"text": ["a", "a", "b", "c"], "target": ["t"] * 4, "label": ["X", "Y", "X", "X"], "id": list("1234")}
+    )
+    test = pd.DataFrame({"text": ["c", "d"], "target": ["t", "t"], "label": ["X", "X"], "id": ["5", "6"]})
+    kept, report = validate({"train": train, "test": test})
+    assert len(kept["train"]) == 4 and not report.dropped
+    assert any("1 duplicate (text, target) rows (1 with conflicting labels), e.g. 2" in w for w in report.warnings)
+    assert any("1 texts also occur in test" in w for w in report.warnings)
+    dropped, report = validate({"train": train, "test": test}, drop_duplicates=True, drop_leaked=True)
+    assert dropped["train"]["text"].tolist() == ["a", "b"]
+    assert report.dropped == {"duplicates/train": 1, "leaked/train": 1}
+
+
+def test_hub_offline_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DataError, match="Cannot load Hub dataset 'nobody/no-such-dataset'.*data=files"):
+        hub("nobody/no-such-dataset")
+
+
+CELL = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(CELL, CELL, st.sampled_from(["FAVOR", "AGAINST", "NONE"])), min_size=1, max_size=8))
+def test_reader_never_crashes_nor_loses_rows(tmp_path, rows):
+    """Arbitrary unicode, quotes, separators and empty cells: every row comes back, or one DataError."""
+    for fmt, suffix in (("csv", ".csv"), ("tsv", ".tsv"), ("jsonl", ".jsonl")):
+        path = tmp_path / f"f{suffix}"
+        frame = pd.DataFrame(rows, columns=["text", "target", "label"])
+        if fmt == "jsonl":
+            path.write_text("\n".join(json.dumps(r) for r in frame.to_dict(orient="records")), encoding="utf-8")
+        else:
+            frame.to_csv(path, sep="," if fmt == "csv" else "\t", index=False)
+        try:
+            data = files({"test": str(path)})
+        except DataError:
+            continue
+        assert data["test"].num_rows == len(rows)
+        assert to_frame(data["test"])["text"].tolist() == frame["text"].tolist()
+        assert read_file(path).shape[0] == len(rows)
