@@ -93,6 +93,48 @@ def data_describe(
         typer.echo(f"\n{name}: {title}\n{table.round(1).to_string()}")
 
 
+def _pairs(text: str | None) -> dict[str, str]:
+    """`a=b,c=d` as a dict."""
+    return dict(item.split("=", 1) for item in text.split(",")) if text else {}
+
+
+@data_app.command("validate")
+def data_validate(
+    paths: list[str] = typer.Argument(..., help="Files, as SPLIT=PATH (e.g. train=a.csv) or PATH (split = file stem)."),
+    columns: str = typer.Option(None, help="Schema name=your column, e.g. text=Tweet,label=Stance,target=Target."),
+    targets: str = typer.Option(None, help="Multi-target: target column=label column, e.g. 'Target 1=Stance 1'."),
+    split_column: str = typer.Option(None, help="Column holding the split, when one file has all splits."),
+    labels: str = typer.Option(None, help="Allowed labels, comma-separated (default: any)."),
+    encoding: str = typer.Option(None, help="File encoding (default: UTF-8, else detected)."),
+) -> None:
+    """Check your files as training would: columns, encoding, empty texts, labels, duplicates and leakage."""
+    from pathlib import Path
+
+    from stance.data import DataError, to_frame, validate
+    from stance.files import files
+
+    named = dict(p.split("=", 1) if "=" in p else (Path(p).stem, p) for p in paths)
+    try:
+        data = files(
+            next(iter(named.values())) if split_column else named,
+            columns=_pairs(columns),
+            targets=_pairs(targets),
+            split_column=split_column,
+            labels=labels.split(",") if labels else None,
+            encoding=encoding,
+            validation_size=0,
+        )
+    except DataError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from None
+    _, report = validate({split: to_frame(ds) for split, ds in data.items()})
+    for split, ds in data.items():
+        typer.echo(f"{split}: {ds.num_rows} rows, labels {ds.features['label'].names}")
+    for warning in report.warnings:
+        typer.echo(f"warning: {warning}")
+    typer.echo("ok" if not report.warnings else f"{len(report.warnings)} warning(s)")
+
+
 # --- stance cache --------------------------------------------------------------------------------------------------
 
 CACHE_DIR_HELP = "Cache folder (default: $STANCE_CACHE, else the user cache dir)."

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 
+from stance.official import FNC_LABELS, fnc_score
+
 # The classes whose F1 the SemEval-2016 official script averages.
 F_AVG_CLASSES = ("FAVOR", "AGAINST")
 # Corpora with more targets than this (claims, headlines) get the per-target table but no per-target metrics.
@@ -21,13 +23,18 @@ def f_avg(y_true: Any, y_pred: Any, classes: tuple[str, ...] = F_AVG_CLASSES) ->
     return float(f1_score(y_true, y_pred, labels=list(classes), average="macro", zero_division=0))
 
 
-def scores(y_true: Any, y_pred: Any) -> dict[str, float]:
-    """F_avg, three-class macro-F1 and accuracy."""
-    return {
-        "f_avg": f_avg(y_true, y_pred),
+def scores(y_true: Any, y_pred: Any, labels: Any = None) -> dict[str, float]:
+    """Macro-F1 and accuracy; F_avg where the labels include FAVOR and AGAINST; the FNC-1 score on FNC-1 labels."""
+    labels = set(np.unique(y_true)) if labels is None else set(labels)
+    out = {
         "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
         "accuracy": float(accuracy_score(y_true, y_pred)),
     }
+    if set(F_AVG_CLASSES) <= labels:
+        out["f_avg"] = f_avg(y_true, y_pred)
+    if labels == set(FNC_LABELS):
+        out["fnc_score"] = fnc_score(y_true, y_pred)
+    return out
 
 
 def metric_name(text: str) -> str:
@@ -53,13 +60,16 @@ def evaluate(model: Any, frames: dict[str, pd.DataFrame]) -> Evaluation:
         proba = model.predict_proba(data)
         predicted["confidence"] = proba.max(axis=1)
         result.predictions[split] = predicted
-        for name, value in scores(predicted["label"], predicted["predicted"]).items():
+        labels = set(model.classes_)
+        for name, value in scores(predicted["label"], predicted["predicted"], labels).items():
             result.metrics[f"{split}/{name}"] = value
         groups = predicted.groupby("target", sort=True)
         for target, group in groups:
-            group_scores = scores(group["label"], group["predicted"])
+            group_scores = scores(group["label"], group["predicted"], labels)
             if 1 < groups.ngroups <= MAX_TARGET_METRICS:
-                result.metrics[f"{split}/f_avg/{metric_name(target)}"] = group_scores["f_avg"]
+                for name in ("f_avg", "macro_f1"):
+                    if name in group_scores:
+                        result.metrics[f"{split}/{name}/{metric_name(target)}"] = group_scores[name]
             rows.append({"split": split, "target": target, "n": len(group), **group_scores})
     result.per_target = pd.DataFrame(rows)
     return result

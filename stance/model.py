@@ -12,26 +12,39 @@ from sklearn.pipeline import Pipeline
 
 
 class PerTarget(ClassifierMixin, BaseEstimator):
-    """One clone of `estimator` per target, plus a joint clone that answers for targets unseen in training."""
+    """One clone of `estimator` per target, plus a joint clone for unseen targets and targets with too little data.
 
-    def __init__(self, estimator: Any, fallback: bool = True):
+    A target gets its own model when it has at least `min_samples` rows and two or more classes, each with at least
+    `min_per_class` rows; the joint model answers for the others.
+    """
+
+    def __init__(self, estimator: Any, fallback: bool = True, min_samples: int = 20, min_per_class: int = 3):
         self.estimator = estimator
         self.fallback = fallback
+        self.min_samples = min_samples
+        self.min_per_class = min_per_class
 
     def fit(self, X: pd.DataFrame, y: Any) -> PerTarget:
-        """Fit one estimator per distinct `target` (and the joint fallback)."""
+        """Fit one estimator per target with enough data (and the joint fallback)."""
         y = np.asarray(y)
         self.classes_ = np.unique(y)
         targets = X["target"].to_numpy()
-        self.estimators_ = {t: clone(self.estimator).fit(X[targets == t], y[targets == t]) for t in np.unique(targets)}
+        self.estimators_ = {}
+        for target in np.unique(targets):
+            rows = targets == target
+            counts = np.unique(y[rows], return_counts=True)[1]
+            if rows.sum() >= self.min_samples and len(counts) > 1 and counts.min() >= self.min_per_class:
+                self.estimators_[target] = clone(self.estimator).fit(X[rows], y[rows])
         self.fallback_ = clone(self.estimator).fit(X, y) if self.fallback else None
+        if self.fallback_ is None and len(self.estimators_) < len(np.unique(targets)):
+            raise ValueError("Some targets have too little data for their own model; set fallback=True.")
         return self
 
     def _route(self, X: pd.DataFrame) -> dict[Any, np.ndarray]:
         targets = X["target"].to_numpy()
         unseen = sorted(set(targets) - set(self.estimators_))
         if unseen and self.fallback_ is None:
-            raise ValueError(f"Targets {unseen} were not seen in training and this model has no joint fallback.")
+            raise ValueError(f"Targets {unseen[:5]} have no model of their own and this model has no joint fallback.")
         return {t: targets == t for t in np.unique(targets)}
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:

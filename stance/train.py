@@ -91,7 +91,9 @@ def main(cfg: DictConfig) -> float:
     metrics = result.evaluation.metrics
     headline = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.count("/") == 1)
     print(f"{headline}\nMLflow run id: {result.run_id}  (tracking URI: {cfg.mlflow.tracking_uri})", file=sys.stdout)
-    return metrics[cfg.objective]
+    if cfg.objective not in metrics:
+        log.warning("objective %s was not computed for this data; returning validation/macro_f1", cfg.objective)
+    return metrics.get(cfg.objective, metrics.get("validation/macro_f1", float("nan")))
 
 
 if __name__ == "__main__":

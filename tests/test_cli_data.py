@@ -31,3 +31,18 @@ def test_describe_shows_labels_targets_and_lengths(data_root):
 def test_describe_unknown_corpus_lists_the_names():
     result = runner.invoke(app, ["data", "describe", "nope"])
     assert result.exit_code == 2 and "unknown corpus 'nope'" in result.output and "fnc1" in result.output
+
+
+def test_data_validate_reports_warnings_and_errors(tmp_path):
+    good = tmp_path / "mine.csv"
+    good.write_text("Tweet,Stance\nhello,FAVOR\nhello,AGAINST\nbye,NONE\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        app, ["data", "validate", f"train={good}", f"test={good}", "--columns", "text=Tweet,label=Stance"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "train: 3 rows" in result.output and "texts also occur in test (leakage)" in result.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Tweet,Stance\nhello,FAVOR\n  ,NONE\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["data", "validate", str(bad), "--columns", "text=Tweet,label=Stance"])
+    assert result.exit_code == 1
+    assert "bad.csv:3, column 'Tweet': empty text" in result.output
