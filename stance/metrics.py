@@ -23,11 +23,16 @@ def f_avg(y_true: Any, y_pred: Any, classes: tuple[str, ...] = F_AVG_CLASSES) ->
     return float(f1_score(y_true, y_pred, labels=list(classes), average="macro", zero_division=0))
 
 
+def macro_f1(y_true: Any, y_pred: Any) -> float:
+    """Macro-averaged F1 over the classes present."""
+    return float(f1_score(y_true, y_pred, average="macro", zero_division=0))
+
+
 def scores(y_true: Any, y_pred: Any, labels: Any = None) -> dict[str, float]:
     """Macro-F1 and accuracy; F_avg where the labels include FAVOR and AGAINST; the FNC-1 score on FNC-1 labels."""
     labels = set(np.unique(y_true)) if labels is None else set(labels)
     out = {
-        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        "macro_f1": macro_f1(y_true, y_pred),
         "accuracy": float(accuracy_score(y_true, y_pred)),
     }
     if set(F_AVG_CLASSES) <= labels:
@@ -42,6 +47,9 @@ def metric_name(text: str) -> str:
     return re.sub(r"[^\w\-. /]", "_", str(text)).strip() or "_"
 
 
+CI_METRICS = ("f_avg", "macro_f1")
+
+
 @dataclass
 class Evaluation:
     """Metrics (`split/metric`, `split/f_avg/target`), a per-target table and each split's predictions."""
@@ -51,8 +59,40 @@ class Evaluation:
     predictions: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
-def evaluate(model: Any, frames: dict[str, pd.DataFrame]) -> Evaluation:
-    """Score a fitted model on each split, pooled and per target."""
+def _f1_by_class(gold: np.ndarray, pred: np.ndarray, classes: range) -> tuple[np.ndarray, np.ndarray]:
+    """F1 per class along the last axis, and whether the class occurs at all (vectorised over resamples)."""
+    f1s, present = [], []
+    for c in classes:
+        tp = ((gold == c) & (pred == c)).sum(axis=-1)
+        wrong = ((gold == c) != (pred == c)).sum(axis=-1)  # false positives + false negatives
+        f1s.append(np.divide(2 * tp, 2 * tp + wrong, out=np.zeros(tp.shape), where=(2 * tp + wrong) > 0))
+        present.append((tp + wrong) > 0)
+    return np.stack(f1s, axis=-1), np.stack(present, axis=-1)
+
+
+def bootstrap_ci(y_true: Any, y_pred: Any, metric: str, n_resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of `f_avg` or `macro_f1`, resampling (gold, predicted) pairs."""
+    from scipy.stats import bootstrap
+
+    names, codes = np.unique(np.concatenate([np.asarray(y_true), np.asarray(y_pred)]), return_inverse=True)
+    gold, pred = codes[: len(codes) // 2], codes[len(codes) // 2 :]
+    averaged = [int(np.flatnonzero(names == c)[0]) for c in F_AVG_CLASSES if c in names]
+
+    def statistic(g: np.ndarray, p: np.ndarray, axis: int = -1) -> np.ndarray:
+        f1, present = _f1_by_class(g, p, range(len(names)))
+        if metric == "f_avg":  # as sklearn with labels=[FAVOR, AGAINST]: a class never seen counts as F1 0
+            return f1[..., averaged].sum(axis=-1) / len(F_AVG_CLASSES)
+        return (f1 * present).sum(axis=-1) / present.sum(axis=-1)
+
+    result = bootstrap(
+        (gold, pred), statistic, paired=True, vectorized=True, n_resamples=n_resamples,
+        method="percentile", rng=np.random.default_rng(seed),
+    )  # fmt: skip
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def evaluate(model: Any, frames: dict[str, pd.DataFrame], n_bootstrap: int = 1000, seed: int = 0) -> Evaluation:
+    """Score a fitted model on each split, pooled and per target, with bootstrap intervals on test."""
     result = Evaluation()
     rows = []
     for split, data in frames.items():
@@ -63,6 +103,9 @@ def evaluate(model: Any, frames: dict[str, pd.DataFrame]) -> Evaluation:
         labels = set(model.classes_)
         for name, value in scores(predicted["label"], predicted["predicted"], labels).items():
             result.metrics[f"{split}/{name}"] = value
+            if split == "test" and n_bootstrap and name in CI_METRICS:
+                low, high = bootstrap_ci(predicted["label"], predicted["predicted"], name, n_bootstrap, seed)
+                result.metrics |= {f"{split}/{name}_ci_low": low, f"{split}/{name}_ci_high": high}
         groups = predicted.groupby("target", sort=True)
         for target, group in groups:
             group_scores = scores(group["label"], group["predicted"], labels)

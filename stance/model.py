@@ -61,6 +61,50 @@ class PerTarget(ClassifierMixin, BaseEstimator):
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
+class PriorAdjusted(ClassifierMixin, BaseEstimator):
+    """Rescale a classifier's class probabilities by per-class weights (e.g. tuned on validation), then argmax."""
+
+    def __init__(self, estimator: Any, class_weights: dict[str, float] | None = None):
+        self.estimator = estimator
+        self.class_weights = class_weights
+
+    def fit(self, X: pd.DataFrame, y: Any) -> PriorAdjusted:
+        """Fit the wrapped estimator (a no-op for a `FrozenEstimator`)."""
+        self.estimator_ = clone(self.estimator).fit(X, y)
+        self.classes_ = self.estimator_.classes_
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Weighted probabilities, renormalised to sum to one."""
+        weights = np.array([(self.class_weights or {}).get(str(c), 1.0) for c in self.classes_])
+        proba = self.estimator_.predict_proba(X) * weights
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """The class with the highest weighted probability."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+def tune_class_weights(
+    model: Any,
+    X: pd.DataFrame,
+    y: Any,
+    score: Any,
+    grid: tuple[float, ...] = (0.5, 0.6, 0.7, 0.85, 1.0, 1.2, 1.4, 1.7, 2.0),
+) -> dict[str, float]:
+    """Per-class probability weights that maximise `score(y, predicted)` on held-out data (first class fixed at 1)."""
+    import itertools
+
+    proba, classes = model.predict_proba(X), model.classes_
+    best, best_score = (1.0,) * len(classes), -np.inf
+    for rest in itertools.product(grid, repeat=len(classes) - 1):
+        weights = (1.0, *rest)
+        value = score(y, classes[(proba * weights).argmax(axis=1)])
+        if value > best_score + 1e-12:
+            best, best_score = weights, value
+    return {str(c): float(w) for c, w in zip(classes, best, strict=True)}
+
+
 def build_model(features: Any, classifier: Any, per_target: bool = False) -> BaseEstimator:
     """Pipeline([features, classifier]), wrapped in `PerTarget` when asked."""
     pipeline = Pipeline([("features", features), ("classifier", classifier)])

@@ -16,8 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from stance.data import DataError, Report, to_frame, validate
 from stance.features import ModelLoadError
-from stance.metrics import Evaluation, evaluate
-from stance.model import build_model
+from stance.metrics import F_AVG_CLASSES, Evaluation, evaluate, f_avg, macro_f1
+from stance.model import PriorAdjusted, build_model, tune_class_weights
 
 EVAL_SPLITS = ("validation", "test")
 log = logging.getLogger(__name__)
@@ -57,10 +57,23 @@ def train(cfg: DictConfig) -> Result:
     model = build_model(build(cfg.features), build(cfg.classifier), per_target=cfg.per_target)
     loaded = time.perf_counter()
     model.fit(frames["train"], frames["train"]["label"])
+    if cfg.get("tune_class_weights") and "validation" in frames:
+        model = _adjust_priors(model, frames)
     fitted = time.perf_counter()
-    evaluation = evaluate(model, {s: frames[s] for s in EVAL_SPLITS if s in frames})
+    evaluation = evaluate(model, {s: frames[s] for s in EVAL_SPLITS if s in frames}, cfg.bootstrap, cfg.seed)
     seconds = {"load": loaded - start, "fit": fitted - loaded, "evaluate": time.perf_counter() - fitted}
     return Result(model, evaluation, frames, seconds, report)
+
+
+def _adjust_priors(model: Any, frames: dict[str, Any]) -> PriorAdjusted:
+    """Wrap the fitted model with class weights that maximise the validation objective (never test)."""
+    from sklearn.frozen import FrozenEstimator
+
+    validation = frames["validation"]
+    uses_f_avg = set(F_AVG_CLASSES) <= set(map(str, model.classes_))
+    weights = tune_class_weights(model, validation, validation["label"], f_avg if uses_f_avg else macro_f1)
+    log.info("class weights tuned on validation: %s", weights)
+    return PriorAdjusted(FrozenEstimator(model), weights).fit(frames["train"], frames["train"]["label"])
 
 
 def run_experiment(cfg: DictConfig, overrides: list[str] | None = None) -> Result:
@@ -89,7 +102,7 @@ def main(cfg: DictConfig) -> float:
 
     result = run_experiment(cfg, list(HydraConfig.get().overrides.task))
     metrics = result.evaluation.metrics
-    headline = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.count("/") == 1)
+    headline = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.count("/") == 1 and "_ci_" not in k)
     print(f"{headline}\nMLflow run id: {result.run_id}  (tracking URI: {cfg.mlflow.tracking_uri})", file=sys.stdout)
     if cfg.objective not in metrics:
         log.warning("objective %s was not computed for this data; returning validation/macro_f1", cfg.objective)

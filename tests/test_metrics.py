@@ -18,3 +18,22 @@ def test_f_avg_matches_hand_computation():
     # NONE: P = 1/2, R = 1 -> 2/3; macro over three classes = (2/3 + 0 + 2/3) / 3.
     assert s["macro_f1"] == pytest.approx(4 / 9)
     assert s["accuracy"] == pytest.approx(3 / 5)
+
+
+def test_bootstrap_interval_matches_sklearn_metric_on_the_same_resamples():
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    from stance.metrics import bootstrap_ci, macro_f1
+
+    rng = np.random.default_rng(1)
+    gold = rng.choice(["FAVOR", "AGAINST", "NONE"], 300)
+    pred = np.where(rng.random(300) < 0.6, gold, rng.choice(["FAVOR", "AGAINST", "NONE"], 300))
+    for name, metric in (("f_avg", f_avg), ("macro_f1", macro_f1)):
+        reference = bootstrap(
+            (gold, pred), metric, paired=True, vectorized=False, n_resamples=200, method="percentile",
+            rng=np.random.default_rng(0),
+        ).confidence_interval  # fmt: skip
+        low, high = bootstrap_ci(gold, pred, name, n_resamples=200, seed=0)
+        assert (low, high) == pytest.approx((reference.low, reference.high))
+        assert low < metric(gold, pred) < high

@@ -1,0 +1,39 @@
+"""Every classifier config fits and predicts on a slice of SemEval; class weights tuned on validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stance.metrics import f_avg
+from stance.train import train
+from tests.test_config import _options
+
+pytestmark = pytest.mark.slow
+
+ENSEMBLES = {"voting", "stacking"}
+
+
+@pytest.mark.parametrize("name", _options("classifier"))
+def test_classifier_trains_and_scores(make_cfg, name):
+    features = "identity" if name in ENSEMBLES else "minilm"
+    cfg = make_cfg(
+        f"classifier={name}", f"features={features}", "data.limit=240", "per_target=false", "bootstrap=200",
+        "features.show_progress=false" if features == "minilm" else "seed=13",
+    )  # fmt: skip
+    result = train(cfg)
+    metrics = result.evaluation.metrics
+    assert 0.0 <= metrics["test/f_avg"] <= 1.0
+    assert metrics["test/f_avg_ci_low"] <= metrics["test/f_avg"] <= metrics["test/f_avg_ci_high"]
+    proba = result.model.predict_proba(result.frames["test"])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_class_weights_tuned_on_validation_do_not_lower_validation_f_avg(make_cfg):
+    base = train(make_cfg("data.limit=300", "features.show_progress=false", "bootstrap=0"))
+    tuned = train(make_cfg("data.limit=300", "features.show_progress=false", "bootstrap=0", "tune_class_weights=true"))
+    assert tuned.evaluation.metrics["validation/f_avg"] >= base.evaluation.metrics["validation/f_avg"]
+    weights = tuned.model.class_weights
+    assert set(weights) == {"AGAINST", "FAVOR", "NONE"} and weights["AGAINST"] == 1.0
+    validation = tuned.frames["validation"]
+    assert f_avg(validation["label"], tuned.model.predict(validation)) == tuned.evaluation.metrics["validation/f_avg"]
