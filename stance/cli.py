@@ -135,6 +135,18 @@ def data_validate(
     typer.echo("ok" if not report.warnings else f"{len(report.warnings)} warning(s)")
 
 
+
+@app.command("results")
+def results(
+    experiments: list[str] = typer.Argument(None, help="MLflow experiment names (default: all)."),
+    tracking_uri: str = typer.Option("sqlite:///mlflow.db", help="The MLflow store to read."),
+) -> None:
+    """The newest finished run of each experiment as a Markdown table (for experiments/RESULTS.md)."""
+    from stance.report import latest_runs
+
+    table = latest_runs(tracking_uri, experiments or None)
+    typer.echo(table.to_markdown(index=False) if len(table) else "no finished runs found")
+
 # --- stance cache --------------------------------------------------------------------------------------------------
 
 CACHE_DIR_HELP = "Cache folder (default: $STANCE_CACHE, else the user cache dir)."

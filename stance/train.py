@@ -21,6 +21,8 @@ from stance.model import PriorAdjusted, build_model, tune_class_weights
 
 EVAL_SPLITS = ("validation", "test")
 log = logging.getLogger(__name__)
+# Overrides the Optuna sweeper adds to each trial for bookkeeping; they are not part of the experiment.
+SWEEPER_KEYS = ("mlflow_parent_run_id", "optuna_trial_number")
 
 
 @dataclass
@@ -76,18 +78,25 @@ def _adjust_priors(model: Any, frames: dict[str, Any]) -> PriorAdjusted:
     return PriorAdjusted(FrozenEstimator(model), weights).fit(frames["train"], frames["train"]["label"])
 
 
-def run_experiment(cfg: DictConfig, overrides: list[str] | None = None) -> Result:
+def run_experiment(cfg: DictConfig, overrides: list[str] | None = None, tags: dict[str, str] | None = None) -> Result:
     """`train(cfg)` inside an MLflow run that records config, data, metrics, tables, figures and the model."""
     from stance import tracking
+    from stance.sweep import parent_run_id
 
     overrides = list(overrides or [])
     params = tracking.flatten(OmegaConf.to_container(cfg, resolve=True))
-    tags = {"overrides": " ".join(overrides) or "(defaults)", "git_commit": tracking.git_commit()}
+    tags = {"overrides": " ".join(overrides) or "(defaults)", "git_commit": tracking.git_commit(), **(tags or {})}
+    if parent_run_id(cfg):
+        tags["mlflow.parentRunId"] = parent_run_id(cfg)
+    if cfg.get("optuna_trial_number") is not None:  # lets the Optuna sweeper find its best trial's run
+        tags["optuna.trial_number"] = str(cfg.optuna_trial_number)
     run_name = cfg.mlflow.run_name or (",".join(overrides) if overrides else "default")
+    start = time.perf_counter()
     with tracking.mlflow_run(cfg.mlflow.tracking_uri, cfg.mlflow.experiment, run_name, params, tags) as run:
         result = train(cfg)
         result.run_id = run.info.run_id
         tracking.log_result(result, cfg, peak_rss_mb=_peak_rss_mb())
+        tracking.mlflow.log_metric("time/total_seconds", time.perf_counter() - start)
     return result
 
 
@@ -99,8 +108,14 @@ def _peak_rss_mb() -> float:
 def main(cfg: DictConfig) -> float:
     """Hydra entry point; returns the objective so a sweeper can optimise it."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
-    result = run_experiment(cfg, list(HydraConfig.get().overrides.task))
+    from stance.sweep import SWEEP_TAG
+
+    hydra_cfg = HydraConfig.get()
+    overrides = [o for o in hydra_cfg.overrides.task if not o.lstrip("+").startswith(SWEEPER_KEYS)]
+    tags = {SWEEP_TAG: hydra_cfg.sweep.dir} if hydra_cfg.mode == RunMode.MULTIRUN else {}
+    result = run_experiment(cfg, overrides, tags)
     metrics = result.evaluation.metrics
     headline = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.count("/") == 1 and "_ci_" not in k)
     print(f"{headline}\nMLflow run id: {result.run_id}  (tracking URI: {cfg.mlflow.tracking_uri})", file=sys.stdout)
