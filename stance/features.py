@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from stance.cache import cache_dir as default_cache_dir
 from stance.cache import open_cache
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -103,8 +104,6 @@ def prepare_model(
 
     parts_path: folders to search for the part packages instead of sys.path (default: $STANCE_MODEL_PARTS, if set).
     """
-    from stance.cache import cache_dir as default_cache_dir
-
     key = _packaged_key(name)
     if key is None:
         raise ModelLoadError(f"{name!r} is not a packaged model; known: {', '.join([*ALIASES, *PACKAGED_MODELS])}.")
