@@ -105,8 +105,56 @@ def tune_class_weights(
     return {str(c): float(w) for c, w in zip(classes, best, strict=True)}
 
 
-def build_model(features: Any, classifier: Any, per_target: bool = False) -> BaseEstimator:
-    """Pipeline([features, classifier]), wrapped in `PerTarget` when asked."""
+class MultiLabel(ClassifierMixin, BaseEstimator):
+    """Label sets: one-vs-rest binary classifiers over shared features, each with its own decision threshold."""
+
+    def __init__(self, estimator: Any, thresholds: dict[str, float] | None = None):
+        self.estimator = estimator
+        self.thresholds = thresholds
+
+    def fit(self, X: pd.DataFrame, y: Any) -> MultiLabel:
+        """Fit on `y`, a list of label lists."""
+        from sklearn.preprocessing import MultiLabelBinarizer
+
+        self.binarizer_ = MultiLabelBinarizer().fit(y)
+        self.classes_ = self.binarizer_.classes_
+        self.estimator_ = clone(self.estimator).fit(X, self.binarizer_.transform(y))
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Probability of each label, columns in `classes_` order."""
+        return self.estimator_.predict_proba(X)
+
+    def indicators(self, X: pd.DataFrame) -> np.ndarray:
+        """Label indicator matrix after each label's threshold."""
+        cut = np.array([(self.thresholds or {}).get(str(c), 0.5) for c in self.classes_])
+        return (self.predict_proba(X) >= cut).astype(int)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """The label set of each row, as a tuple."""
+        out = np.empty(len(X), dtype=object)
+        out[:] = self.binarizer_.inverse_transform(self.indicators(X))
+        return out
+
+    def tune_thresholds(self, X: pd.DataFrame, y: Any) -> MultiLabel:
+        """Set each label's threshold to the one maximising its F1 on held-out data (e.g. validation)."""
+        from sklearn.metrics import f1_score
+
+        proba, truth = self.predict_proba(X), self.binarizer_.transform(y)
+        grid = np.linspace(0.05, 0.95, 19)
+        self.thresholds = {
+            str(c): float(max(grid, key=lambda t: f1_score(truth[:, i], proba[:, i] >= t, zero_division=0)))
+            for i, c in enumerate(self.classes_)
+        }
+        return self
+
+
+def build_model(features: Any, classifier: Any, per_target: bool = False, multilabel: bool = False) -> BaseEstimator:
+    """Pipeline([features, classifier]), one-vs-rest for label sets, wrapped in `PerTarget` when asked."""
+    if multilabel:
+        from sklearn.multiclass import OneVsRestClassifier
+
+        return MultiLabel(Pipeline([("features", features), ("classifier", OneVsRestClassifier(classifier))]))
     pipeline = Pipeline([("features", features), ("classifier", classifier)])
     return PerTarget(pipeline) if per_target else pipeline
 
@@ -120,6 +168,10 @@ def _parts(model: Any) -> list[Any]:
     children: list[Any] = []
     if isinstance(model, PerTarget):
         children = [*model.estimators_.values(), model.fallback_]
+    elif isinstance(model, MultiLabel | PriorAdjusted):
+        children = [model.estimator_]
+    elif hasattr(model, "estimator") and not isinstance(model.estimator, str):  # FrozenEstimator, calibrated...
+        children = [model.estimator]
     elif isinstance(model, Pipeline):
         children = [step for _, step in model.steps]
     elif hasattr(model, "transformer_list"):

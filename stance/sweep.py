@@ -84,6 +84,8 @@ class MlflowSweep(Callback):
         parent = os.environ.pop(PARENT_ENV, None) or (children[0].data.tags["mlflow.parentRunId"] if children else None)
         if parent is None:
             return
+        # A resumed Optuna study adds trials to an earlier parent: compare all of them.
+        children = client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{parent}'")
         table = sweep_table(children, config.objective)
         client.log_text(parent, table.to_csv(index=False), "sweep_results.csv")
         client.log_table(parent, table, "sweep_results.json")

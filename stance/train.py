@@ -18,6 +18,7 @@ from stance.data import DataError, Report, to_frame, validate
 from stance.features import ModelLoadError
 from stance.metrics import F_AVG_CLASSES, Evaluation, evaluate, f_avg, macro_f1
 from stance.model import PriorAdjusted, build_model, tune_class_weights
+from stance.tasks import Task
 
 EVAL_SPLITS = ("validation", "test")
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class Result:
     frames: dict[str, Any]
     seconds: dict[str, float]
     report: Report
+    task: Task
     run_id: str | None = None
 
 
@@ -50,21 +52,24 @@ def build(node: DictConfig) -> Any:
 def train(cfg: DictConfig) -> Result:
     """Build data, features and classifier from config, fit on train, evaluate on validation and test."""
     start = time.perf_counter()
-    data = build(cfg.data)
+    data, task = build(cfg.data), build(cfg.task)
     frames, report = validate({split: to_frame(ds) for split, ds in data.items()}, **cfg.data_checks)
     for warning in report.warnings:
         log.warning("data: %s", warning)
     if "train" not in frames:
         raise DataError(f"Data config {cfg.data._target_} has no train split (splits: {list(frames)}).")
-    model = build_model(build(cfg.features), build(cfg.classifier), per_target=cfg.per_target)
+    frames = {split: task.prepare(frame, f"{cfg.data._target_} {split}") for split, frame in frames.items()}
+    model = build_model(build(cfg.features), build(cfg.classifier), cfg.per_target, task.multilabel)
     loaded = time.perf_counter()
     model.fit(frames["train"], frames["train"]["label"])
-    if cfg.get("tune_class_weights") and "validation" in frames:
+    if task.multilabel and "validation" in frames:
+        model.tune_thresholds(frames["validation"], frames["validation"]["label"])
+    elif cfg.get("tune_class_weights") and "validation" in frames:
         model = _adjust_priors(model, frames)
     fitted = time.perf_counter()
-    evaluation = evaluate(model, {s: frames[s] for s in EVAL_SPLITS if s in frames}, cfg.bootstrap, cfg.seed)
+    evaluation = evaluate(model, {s: frames[s] for s in EVAL_SPLITS if s in frames}, task, cfg.bootstrap, cfg.seed)
     seconds = {"load": loaded - start, "fit": fitted - loaded, "evaluate": time.perf_counter() - fitted}
-    return Result(model, evaluation, frames, seconds, report)
+    return Result(model, evaluation, frames, seconds, report, task)
 
 
 def _adjust_priors(model: Any, frames: dict[str, Any]) -> PriorAdjusted:

@@ -49,3 +49,10 @@ def test_data_compose_and_instantiate(make_cfg, name, monkeypatch):
         return
     data = build(cfg.data)
     assert {"text", "target", "label"} <= set(data["test"].column_names)
+
+
+@pytest.mark.parametrize("name", _options("experiment"))
+def test_experiments_compose_and_instantiate(make_cfg, name):
+    cfg = make_cfg(f"experiment={name}")
+    assert cfg.mlflow.experiment
+    assert isinstance(build(cfg.features), BaseEstimator) and hasattr(build(cfg.classifier), "fit")
