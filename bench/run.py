@@ -23,6 +23,24 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "experiments" / "BENCHMARKS.md"
 EMBEDDED = re.compile(r"Embedded \d+ texts with .*?: (\d+) from cache, (\d+) encoded, ([\d.]+) s")
 MULTIRUN = ["classifier=logreg,svm,ridge", "per_target=true,false"]
+METHOD = """## Method
+
+- Every run is a subprocess with `STANCE_CACHE` and `mlflow.tracking_uri` in a fresh temp folder; wall time and
+  peak RSS (`ru_maxrss` from `wait4`) are measured from outside.
+- (a) one process, the same 2,000 distinct SemEval tweets, after a warm-up; each repeat runs plain
+  `SentenceTransformer.encode(batch_size=64, normalize_embeddings=True)` and our `SentenceEmbedder.encode` with an
+  empty cache folder (so it hashes, encodes and writes every vector), alternating which goes first; the ratio is the
+  median of the paired ratios.
+- (b) `python -m stance.train` (defaults) twice on one cache folder: cold, then warm. The embedding stage is the sum of
+  the `Embedded ... s` lines that `stance.features` logs (disk-cache lookups, model load and encoding).
+- (c) `python -m stance.train -m classifier=logreg,svm,ridge per_target=true,false` (Hydra's basic launcher: jobs
+  run one after another in one process, so the encoder is loaded once and later jobs read the in-process memo),
+  cold cache, against the median cold single run of (b).
+- (d) a fresh process loads a model from (b) with `stance.load_model("runs:/<id>/model")` and predicts 10,000
+  distinct statements (multi-target election tweets, then Perspectrum perspectives, each with its own target: most
+  targets are unseen, so the per-target model routes them to its joint fallback) with an empty cache folder; the
+  rate counts prediction only, model loading is given separately.
+"""
 
 
 def machine() -> dict[str, str]:
@@ -285,7 +303,7 @@ def report(results: dict, info: dict[str, str], loads: tuple[str, str], command:
         lines.append(f"- (c) multirun walls: {_fmt(c['walls'])} s; peak RSS {c['peak_rss']:.0f} MB.")
     if d:
         lines.append(f"- (d) per repeat, statements/s: {_fmt([r['per_second'] for r in d['runs']], 0)}.")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + ["", METHOD]) + "\n"
 
 
 def _fmt(values: list[float], digits: int = 1) -> str:

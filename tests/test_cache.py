@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
+import inspect
 import sqlite3
 import subprocess
 import sys
@@ -54,23 +54,24 @@ def _vector(text: str) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(384).astype(np.float32)
 
 
-def _writer(directory: str, worker: int) -> None:
-    cache = EmbeddingCache(directory)
-    for batch in range(40):
-        # Overlapping texts: both processes write some of the same keys at the same time.
-        texts = [f"text {(batch * 25 + i + worker * 300) % 1500}" for i in range(50)]
-        cache.put("ns", "model-a", texts, np.vstack([_vector(t) for t in texts]))
-        assert all(np.array_equal(v, _vector(t)) for t, v in cache.get("ns", texts).items())
+# Each writer puts overlapping batches (both processes write some of the same keys at the same time) and checks
+# every vector it reads back; it imports only the cache, so it starts fast.
+WRITER = f"""
+import hashlib, sys
+import numpy as np
+from stance.cache import EmbeddingCache
+{inspect.getsource(_vector)}
+cache, worker = EmbeddingCache(sys.argv[1]), int(sys.argv[2])
+for batch in range(40):
+    texts = [f"text {{(batch * 25 + i + worker * 300) % 1500}}" for i in range(50)]
+    cache.put("ns", "model-a", texts, np.vstack([_vector(t) for t in texts]))
+    assert all(np.array_equal(v, _vector(t)) for t, v in cache.get("ns", texts).items())
+"""
 
 
 def test_two_processes_writing_at_once_corrupt_nothing(tmp_path):
-    context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_writer, args=(str(tmp_path), w)) for w in range(2)]
-    for process in workers:
-        process.start()
-    for process in workers:
-        process.join(timeout=120)
-    assert [p.exitcode for p in workers] == [0, 0]
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), str(w)]) for w in range(2)]
+    assert [w.wait(timeout=120) for w in writers] == [0, 0]
     conn = sqlite3.connect(tmp_path / DB_NAME)
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     texts = [f"text {i}" for i in range(1500)]
