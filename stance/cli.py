@@ -25,16 +25,16 @@ def _load_corpus(name: str, root: str | None) -> dict:
     from pathlib import Path
 
     from hydra import compose, initialize_config_dir
-    from hydra.utils import instantiate
 
     from stance.corpora import CORPORA
+    from stance.train import build
 
     if name not in CORPORA:
         raise typer.BadParameter(f"unknown corpus {name!r}; choose from {', '.join(CORPORA)}.", param_hint="NAME")
     overrides = [f"data={name}"] + ([f'data.root="{root}"'] if root else [])
     conf = Path(__file__).resolve().parents[1] / "conf"
     with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        return instantiate(compose(config_name="config", overrides=overrides).data)
+        return build(compose(config_name="config", overrides=overrides).data)
 
 
 @data_app.command("list")
@@ -147,6 +147,39 @@ def results(
     table = latest_runs(tracking_uri, experiments or None)
     typer.echo(table.to_markdown(index=False) if len(table) else "no finished runs found")
 
+
+@app.command("topics")
+def topics(
+    name: str = typer.Argument(..., help="Corpus name, as in `stance data list`."),
+    clusters: int = typer.Option(8, help="Number of topics (k-means clusters)."),
+    split: str = typer.Option("test", help="Which split's texts to cluster."),
+    limit: int = typer.Option(None, help="Cluster at most this many texts (a seeded random sample)."),
+    seed: int = typer.Option(13, help="Seed: the same seed gives the same clusters."),
+    tracking_uri: str = typer.Option("sqlite:///mlflow.db", help="MLflow store for the run."),
+) -> None:
+    """Discover topics in a corpus without labels: clusters of embeddings with c-TF-IDF keywords, logged to MLflow."""
+    import mlflow
+    import pandas as pd
+
+    from stance.data import subsample, to_frame
+    from stance.topics import discover, topic_map
+
+    data = _load_corpus(name, None)
+    if split not in data:
+        raise typer.BadParameter(f"{name} has splits {list(data)}", param_hint="--split")
+    texts = subsample(to_frame(data[split]), limit, seed)["text"].tolist()
+    assignment, table, embeddings = discover(texts, clusters, seed)
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment("topics")
+    with mlflow.start_run(run_name=f"topics {name} k={clusters}") as run:
+        mlflow.log_params({"data": name, "split": split, "n_texts": len(texts), "clusters": clusters, "seed": seed})
+        mlflow.log_table(table, "clusters.json")
+        mlflow.log_table(pd.DataFrame({"text": texts, "cluster": assignment}), "assignments.json")
+        mlflow.log_figure(topic_map(embeddings, assignment, table, seed), "topic_map.png")
+    typer.echo(table.to_string(index=False))
+    typer.echo(f"MLflow run id: {run.info.run_id}")
+
+
 # --- stance cache --------------------------------------------------------------------------------------------------
 
 CACHE_DIR_HELP = "Cache folder (default: $STANCE_CACHE, else the user cache dir)."
@@ -200,5 +233,75 @@ def models_prepare(
         raise typer.Exit(1) from None
 
 
+# --- stance analyze ------------------------------------------------------------------------------------------------
+
+MODEL_HELP = "MLflow URI or local path of a fitted {} model (default: {})."
+
+
+@app.command("analyze")
+def analyze_command(
+    article: str = typer.Argument(..., help="A UTF-8 text file: a news article, paragraphs separated by blank lines."),
+    target: list[str] = typer.Option(..., "--target", help="What stance is taken toward; repeat for several."),
+    stance_model: str = typer.Option(None, help=MODEL_HELP.format("stance", "a joint model over the stance corpora")),
+    claim_model: str = typer.Option(None, help=MODEL_HELP.format("claim", "trained on CLEF-2019 CheckThat! task 1")),
+    topic_model: str = typer.Option(None, help=MODEL_HELP.format("topic", "the nearest of a fixed set of topics")),
+    output_format: str = typer.Option("table", "--format", help="table, csv or jsonl."),
+    summary: bool = typer.Option(False, help="csv/jsonl: print the speaker x target summary, not the statements."),
+    models_dir: str = typer.Option(None, help="Folder of the default models (default: <cache>/analyze)."),
+) -> None:
+    """Who says what in an article, which statements are claims, their topic and stance toward each target."""
+    from stance.analyze import FORMATS, analyze, read_article, render
+    from stance.features import ModelLoadError
+
+    if output_format not in FORMATS:
+        raise typer.BadParameter(f"choose one of {', '.join(FORMATS)}.", param_hint="--format")
+    try:
+        result = analyze(
+            read_article(article),
+            target,
+            stance_model=stance_model,
+            claim_model=claim_model,
+            topic_model=topic_model,
+            models_dir=models_dir,
+        )
+    except (ValueError, ModelLoadError) as err:  # DataError is a ValueError
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(render(result, output_format, summary))
+
+
+# --- stance compare ------------------------------------------------------------------------------------------------
+
+
+@app.command("compare")
+def compare(
+    run_a: str = typer.Argument(..., help="MLflow run id of run A."),
+    run_b: str = typer.Argument(..., help="MLflow run id of run B, scored on the same test set."),
+    tracking_uri: str = typer.Option(None, help="The MLflow store (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)."),
+    resamples: int = typer.Option(5000, help="Bootstrap resamples."),
+    seed: int = typer.Option(0, help="Bootstrap seed."),
+) -> None:
+    """B - A in test F_avg (macro-F1 without FAVOR/AGAINST) with a paired-bootstrap 95% CI, p-value and McNemar."""
+    from stance.compare import ComparisonError, compare_runs
+
+    try:
+        typer.echo(compare_runs(run_a, run_b, tracking_uri, resamples, seed).summary())
+    except ComparisonError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from None
+
+
+def main() -> None:
+    """The `stance` command: a user's mistake (missing data, bad file, unloadable model) is one message, exit 1."""
+    from stance.data import DataError
+    from stance.features import ModelLoadError
+
+    try:
+        app()
+    except (DataError, ModelLoadError, ValueError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise SystemExit(1) from None
+
+
 if __name__ == "__main__":
-    app()
+    main()

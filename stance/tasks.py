@@ -15,16 +15,18 @@ class Task:
     """Which columns are the input and the label, and how labels are read.
 
     `target_column=None` means the task has no target: the model sees `target` = "" for every row.
-    `multilabel` reads `label_column` as labels joined by `separator`; `dedupe` keeps one row per input text
-    (e.g. PERSPECTRUM's claims, which repeat once per perspective). `positive_label` makes a binary task a ranking
-    one (claims): the model's score is the probability of that label, ranked within each `group_column` value.
+    `label_column=None` picks `topic` when the data has that column (topic tasks) and `label` otherwise.
+    `multilabel` reads labels joined by `separator` (None: multi-label when any label contains it).
+    `dedupe` keeps one row per input text (e.g. PERSPECTRUM's claims, which repeat once per perspective).
+    `positive_label` makes a binary task a ranking one (claims): the score is that label's probability, ranked
+    within each `group_column` value.
     """
 
     name: str = "stance"
     text_column: str = "text"
     target_column: str | None = "target"
-    label_column: str = "label"
-    multilabel: bool = False
+    label_column: str | None = "label"
+    multilabel: bool | None = False
     separator: str = "|"
     dedupe: bool = False
     positive_label: str | None = None
@@ -36,6 +38,12 @@ class Task:
 
     def prepare(self, frame: pd.DataFrame, where: str = "data") -> pd.DataFrame:
         """The frame a model consumes: `text`, `target`, `label` (a list for multi-label), plus `group` if any."""
+        # Resolved on the first split seen (train), then fixed for the others.
+        if self.label_column is None:
+            has_topics = "topic" in frame and frame["topic"].astype(str).str.strip().any()
+            self.label_column = "topic" if has_topics else "label"
+        if self.multilabel is None:
+            self.multilabel = bool(frame[self.label_column].astype(str).str.contains(self.separator, regex=False).any())
         needed = [c for c in (self.text_column, self.target_column, self.label_column, self.group_column) if c]
         missing = [c for c in needed if c not in frame.columns]
         if missing:
