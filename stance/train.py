@@ -119,8 +119,17 @@ def main(cfg: DictConfig) -> float:
 
     hydra_cfg = HydraConfig.get()
     overrides = [o for o in hydra_cfg.overrides.task if not o.lstrip("+").startswith(SWEEPER_KEYS)]
-    tags = {SWEEP_TAG: hydra_cfg.sweep.dir} if hydra_cfg.mode == RunMode.MULTIRUN else {}
-    result = run_experiment(cfg, overrides, tags)
+    sweeping = hydra_cfg.mode == RunMode.MULTIRUN
+    try:
+        result = run_experiment(cfg, overrides, {SWEEP_TAG: hydra_cfg.sweep.dir} if sweeping else {})
+    except Exception as err:
+        if sweeping:  # the job's MLflow run is already FAILED; the sweep goes on (NaN tells a sweeper it failed)
+            log.exception("job failed: %s", " ".join(overrides))
+            return float("nan")
+        if isinstance(err, DataError | ModelLoadError):
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(1) from None
+        raise
     metrics = result.evaluation.metrics
     headline = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.count("/") == 1 and "_ci_" not in k)
     print(f"{headline}\nMLflow run id: {result.run_id}  (tracking URI: {cfg.mlflow.tracking_uri})", file=sys.stdout)

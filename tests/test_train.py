@@ -90,26 +90,28 @@ def test_fresh_process_loads_and_predicts(logged):
     assert json.loads(out.stdout.strip().splitlines()[-1]) == list(result.model.predict(NEW))
 
 
-def test_sweep_logs_one_run_per_job(tmp_path):
+def test_sweep_logs_one_run_per_job_under_a_parent_and_survives_a_failed_job(tmp_path):
     store = f"sqlite:///{tmp_path}/mlflow.db"
     cmd = [
-        sys.executable,
-        "-m",
-        "stance.train",
-        "-m",
-        "classifier=logreg,svm",
-        "data.limit=200",
-        "per_target=false",
-        f"mlflow.tracking_uri={store}",
-        f"hydra.sweep.dir={tmp_path}/multirun",
-    ]
+        sys.executable, "-m", "stance.train", "-m", "classifier=logreg,svm", "features.target_mode=concat,bogus",
+        "data.limit=200", "per_target=false", f"mlflow.tracking_uri={store}", f"hydra.sweep.dir={tmp_path}/multirun",
+    ]  # fmt: skip
     subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=tmp_path)
     client = MlflowClient(tracking_uri=store)
-    experiment = client.get_experiment_by_name("stance")
-    runs = client.search_runs([experiment.experiment_id])
-    assert sorted(r.data.tags["overrides"].split()[0] for r in runs) == ["classifier=logreg", "classifier=svm"]
-    assert runs[0].data.params["classifier._target_"] != runs[1].data.params["classifier._target_"]
-    assert all(r.info.status == "FINISHED" and "test/f_avg" in r.data.metrics for r in runs)
+    runs = client.search_runs([client.get_experiment_by_name("stance").experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    jobs = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert {r.data.tags["mlflow.parentRunId"] for r in jobs} == {parents[0].info.run_id}
+    finished = sorted(r.data.tags["overrides"].split()[0] for r in jobs if r.info.status == "FINISHED")
+    assert finished == ["classifier=logreg", "classifier=svm"]
+    assert sum(r.info.status == "FAILED" for r in jobs) == 2, "a bad job is FAILED and the sweep goes on"
+    table = pd.read_csv(
+        mlflow.artifacts.download_artifacts(
+            run_id=parents[0].info.run_id, artifact_path="sweep_results.csv", tracking_uri=store
+        )
+    )
+    assert len(table) == 4 and table["validation/f_avg"].iloc[0] == table["validation/f_avg"].max()
 
 
 def test_researchers_multi_target_csv_trains_with_data_files(make_cfg, data_root):
