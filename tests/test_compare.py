@@ -1,0 +1,82 @@
+"""`stance compare` on real runs: two classifiers on the same SemEval slice, and one on a different test set."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+from stance.cli import app
+from stance.compare import ComparisonError, compare_runs, mcnemar, repredict, run_predictions
+from stance.train import run_experiment
+from tests.conftest import CONF
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict:
+    """Runs `logreg` and `svm` on a 300-row slice, `other` on a 200-row slice, in a temporary store."""
+    store = tmp_path_factory.mktemp("compare")
+    uri = f"sqlite:///{store}/mlflow.db"
+    MlflowClient(uri).create_experiment("stance", artifact_location=str(store / "artifacts"))
+    ids = {"uri": uri}
+    for name, overrides in {
+        "logreg": ["classifier=logreg", "data.limit=300"],
+        "svm": ["classifier=svm", "data.limit=300"],
+        "other": ["classifier=logreg", "data.limit=200"],
+    }.items():
+        overrides = ["features.show_progress=false", "bootstrap=0", *overrides]
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=[f"mlflow.tracking_uri={uri}", *overrides])
+        ids[name] = run_experiment(cfg, overrides).run_id
+    return ids
+
+
+@pytest.mark.slow
+def test_compare_two_real_runs(runs):
+    result = compare_runs(runs["logreg"], runs["svm"], runs["uri"], n_resamples=2000)
+    logged = {k: MlflowClient(runs["uri"]).get_run(runs[k]).data.metrics["test/f_avg"] for k in ("logreg", "svm")}
+    assert result.metric == "f_avg" and result.n == 300
+    assert (result.a, result.b) == pytest.approx((logged["logreg"], logged["svm"]))
+    assert result.diff == pytest.approx(result.b - result.a)
+    assert result.ci_low <= result.diff <= result.ci_high
+    assert 1 / 2001 <= result.p_bootstrap <= 1 and 0 < result.p_mcnemar <= 1
+    assert result.only_a_correct + result.only_b_correct > 0, "two different classifiers disagree on some rows"
+
+
+@pytest.mark.slow
+def test_cli_prints_difference_ci_and_p_values(runs):
+    result = CliRunner().invoke(app, ["compare", runs["svm"], runs["logreg"], "--tracking-uri", runs["uri"]])
+    assert result.exit_code == 0, result.output
+    assert "test F_avg on the same 300 test rows" in result.stdout
+    assert "B - A:" in result.stdout and "95% CI [" in result.stdout
+    assert "paired bootstrap p = " in result.stdout and "McNemar" in result.stdout
+
+
+@pytest.mark.slow
+def test_different_test_sets_are_an_error(runs):
+    with pytest.raises(ComparisonError, match=r"different test sets \(300 and 200 rows"):
+        compare_runs(runs["logreg"], runs["other"], runs["uri"])
+    result = CliRunner().invoke(app, ["compare", runs["logreg"], runs["other"], "--tracking-uri", runs["uri"]])
+    assert result.exit_code == 1 and "different test sets" in result.output
+
+
+@pytest.mark.slow
+def test_logged_predictions_match_the_model_on_the_rebuilt_test_split(runs):
+    client = MlflowClient(runs["uri"])
+    logged, rebuilt = run_predictions(runs["svm"], client), repredict(runs["svm"], client)
+    keys = ["text", "target", "label", "predicted"]
+    assert logged[keys].sort_values(keys).values.tolist() == rebuilt[keys].sort_values(keys).values.tolist()
+
+
+def test_unknown_run_is_an_error(tmp_path):
+    with pytest.raises(ComparisonError, match="No run 'nope'"):
+        compare_runs("nope", "nope", f"sqlite:///{tmp_path}/mlflow.db")
+
+
+def test_mcnemar_counts_discordant_pairs_and_tests_them_exactly():
+    right_a = np.array([True] * 5 + [True] + [False] * 9 + [False] * 3)
+    right_b = np.array([True] * 5 + [False] + [True] * 9 + [False] * 3)
+    assert mcnemar(right_a, right_b) == (1, 9, pytest.approx(2 * 11 / 1024))
+    assert mcnemar(right_a, right_a) == (0, 0, 1.0)
