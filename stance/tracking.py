@@ -79,8 +79,14 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
     try:
         MlflowClient(tracking_uri=uri)  # resolves the store for the scheme (and creates a SQLite file)
     except Exception as err:  # MLflow raises several types for an unknown scheme or a bad store
-        reason = str(err).strip().splitlines()[0][:300]
-        raise TrackingError(f"MLflow cannot use tracking URI {shown}: {reason} {fix}.") from None
+        schemes = getattr(err, "supported_uri_schemes", None)
+        reason = f"unknown scheme (MLflow knows {', '.join(filter(None, schemes))})" if schemes else _first_line(err)
+        raise TrackingError(f"MLflow cannot use tracking URI {shown}: {reason}. {fix}.") from None
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:300].rstrip(".") if text else type(err).__name__
 
 
 def _probe_database(uri: str, shown: str, fix: str, timeout: float) -> None:
@@ -92,13 +98,19 @@ def _probe_database(uri: str, shown: str, fix: str, timeout: float) -> None:
         with engine.connect():
             pass
         engine.dispose()
+    except ImportError as err:
+        raise TrackingError(
+            f"No driver for the MLflow database {shown} ({err}): pip install -e '.[postgres]' (PostgreSQL) "
+            "or the SQLAlchemy driver of your database."
+        ) from None
     except Exception as err:  # driver errors differ per database; all mean the store is unusable
-        first = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
-        raise TrackingError(f"Cannot connect to the MLflow database {shown}: {first}. {fix}.") from None
+        raise TrackingError(f"Cannot connect to the MLflow database {shown}: {_first_line(err)}. {fix}.") from None
 
 
 # Config keys whose values are credentials, matched on the last part of a flattened name.
-_SECRET_KEY = re.compile(r"(?:^|[._-])(?:token|passw(?:or)?d|secret|credentials?|(?:api|access|private)?_?key)$", re.I)
+_SECRET_WORDS = r"token|passw(?:or)?d|secret|credentials?|(?:api|access|private)?_?key"
+_SECRET_KEY = re.compile(rf"(?:^|[._-])(?:{_SECRET_WORDS})$", re.I)
+_ASSIGNMENT = re.compile(r"(?P<key>[^\s,=]+)=(?P<value>[^\s,]+)")
 _SECRET_ENV = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|KEY|AUTH", re.I)
 _URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^/:@\s]*:)[^@/\s]+@", re.I)
 REDACTED = "***"
@@ -107,6 +119,8 @@ REDACTED = "***"
 def redact_text(text: str) -> str:
     """`text` with URL passwords and the values of secret-looking environment variables masked."""
     text = _URL_PASSWORD.sub(rf"\g<head>{REDACTED}@", text)
+    # Overrides in tags and run names: `+db.password=...`.
+    text = _ASSIGNMENT.sub(lambda m: f"{m['key']}={REDACTED}" if _SECRET_KEY.search(m["key"]) else m[0], text)
     for name, value in os.environ.items():
         # Short values (e.g. "1", "true") are not credentials and would mask unrelated text.
         if len(value) >= 8 and _SECRET_ENV.search(name) and value in text:
@@ -120,6 +134,17 @@ def redact(values: dict[str, Any]) -> dict[str, str]:
         key: REDACTED if _SECRET_KEY.search(key) and value not in (None, "") else redact_text(str(value))
         for key, value in values.items()
     }
+
+
+def redact_config(config: Any, key: str = "") -> Any:
+    """A resolved config (nested dicts and lists) with secrets masked as in `redact`, e.g. for `config.yaml`."""
+    if isinstance(config, dict):
+        return {k: redact_config(v, str(k)) for k, v in config.items()}
+    if isinstance(config, list):
+        return [redact_config(v) for v in config]
+    if _SECRET_KEY.search(key) and config not in (None, ""):
+        return REDACTED
+    return redact_text(config) if isinstance(config, str) else config
 
 
 @contextmanager
