@@ -21,7 +21,8 @@ run: install
 
 test: install
 	$(BIN)/ruff check stance tests
-	$(BIN)/python -m pytest
+	# PostgreSQL for the tracking-server test (Debian's package, started by .ci/postgres; skipped locally if that fails).
+	STANCE_TEST_POSTGRES="$${STANCE_TEST_POSTGRES:-$$(bash .ci/postgres || true)}" $(BIN)/python -m pytest
 
 lint: install
 	$(BIN)/ruff check stance tests
