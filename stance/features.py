@@ -163,19 +163,25 @@ def _find_parts(key: str, dists: Sequence[str], parts_path: Sequence[str] | None
     return [found[d] for d in dists]
 
 
-@functools.lru_cache(maxsize=4)
 def load_encoder(name: str, device: str = "cpu", cache_dir: str | None = None) -> Any:
-    """Load a SentenceTransformer once per process, from a packaged model, a local path or the Hub."""
-    path = resolve_model_path(name, cache_dir)
-    from sentence_transformers import SentenceTransformer
-
+    """Load a SentenceTransformer once per process and folder, from a packaged model, a local path or the Hub."""
     try:
-        return SentenceTransformer(path, device=device)
+        return _sentence_transformer(resolve_model_path(name, cache_dir), device)
+    except ModelLoadError:
+        raise
     except Exception as err:  # the Hub client raises many types; all mean the same thing to the user
         raise ModelLoadError(
             f"Cannot load embedding model {name!r}: {type(err).__name__}: {str(err).splitlines()[0][:200]}. "
             f"Offline, use a local folder or a packaged model ({', '.join([*PACKAGED_MODELS, *SPLIT_MODELS])})."
         ) from None
+
+
+@functools.lru_cache(maxsize=4)
+def _sentence_transformer(path: str, device: str) -> Any:
+    # Keyed by the resolved folder, not the cache dir: embedders that differ only in cache_dir share one model.
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(path, device=device)
 
 
 # Vectors already computed in this process, per namespace: clones of an embedder share them.
