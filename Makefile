@@ -3,8 +3,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 export STANCE_DATA ?= $(abspath ../shared/data)
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: install run test lint clean
+.PHONY: install install-browser run test lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,10 +17,16 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# The browser test drives Debian's chromium through Playwright, which cannot download a browser here.
+install-browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
 run: install
 	$(BIN)/python -m stance.train
 
-test: install
+test: install install-browser
 	$(BIN)/ruff check stance tests
 	# PostgreSQL for the tracking-server test (Debian's package, started by .ci/postgres; skipped locally if that fails).
 	STANCE_TEST_POSTGRES="$${STANCE_TEST_POSTGRES:-$$(bash .ci/postgres || true)}" $(BIN)/python -m pytest
