@@ -21,6 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "experiments" / "BENCHMARKS.md"
+RESULTS = ROOT / "bench" / "results.json"
 EMBEDDED = re.compile(r"Embedded \d+ texts with .*?: (\d+) from cache, (\d+) encoded, ([\d.]+) s")
 MULTIRUN = ["classifier=logreg,svm,ridge", "per_target=true,false"]
 METHOD = """## Method
@@ -221,21 +222,27 @@ def _predict_worker(tracking_uri: str, model_uri: str) -> None:
     print(json.dumps(result | {"per_second": len(statements) / (done - loaded)}))
 
 
-def report(results: dict, info: dict[str, str], loads: tuple[str, str], command: str, elapsed: float) -> str:
-    """BENCHMARKS.md: machine, command, and each measurement against its goal."""
-    a, b, c, d = (results.get(k) for k in "abcd")
+def report(info: dict[str, str], parts: dict[str, dict]) -> str:
+    """BENCHMARKS.md: machine, commands, load, and each measurement against its goal."""
+    a, b, c, d = (parts.get(k) for k in "abcd")
     lines = [
         "# Benchmarks",
         "",
-        f"Written by `{command}` ({elapsed / 60:.0f} min), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
-        "Medians over repeated runs; the machine is shared with other developers' test runs, so the load average "
-        "is given and timings are noisy.",
+        "Medians over repeated runs, written by `python bench/run.py` (all parts) or `--only <parts>` (which keeps the",
+        "other parts' last results from `bench/results.json`). The machine is shared with other developers' test",
+        "runs, so each part states the load average before and after it: timings are noisy.",
         "",
         "| machine | |",
         "| --- | --- |",
         *[f"| {k} | {v} |" for k, v in info.items()],
-        f"| load average (1/5/15 min) at start | {loads[0]} |",
-        f"| load average at end | {loads[1]} |",
+        "",
+        "| part | command | finished (UTC) | minutes | repeats | load average before -> after (1/5/15 min) |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *[
+            f"| ({k}) | `{r['command']}` | {r['finished']} | {r['minutes']:.0f} | {r['repeats']} | "
+            f"{r['load'][0]} -> {r['load'][1]} |"
+            for k, r in sorted(parts.items())
+        ],
         "",
         "| measurement | result | goal | met |",
         "| --- | --- | --- | --- |",
@@ -292,7 +299,7 @@ def report(results: dict, info: dict[str, str], loads: tuple[str, str], command:
             "- (b) per repeat (cold wall / warm wall / cold embed / warm embed, s): "
             + "; ".join(
                 f"{r['cold_wall']:.1f} / {r['warm_wall']:.1f} / {r['cold_embed']:.1f} / {r['warm_embed']:.2f}"
-                for r in b["runs"]
+                for r in b.get("runs", [])
             )
             + f". Warm run: {b['warm_hits']:.0f} texts from cache, {b['warm_encoded']:.0f} encoded. MLflow "
             "`time/*_seconds` (median, cold -> warm): "
@@ -302,7 +309,7 @@ def report(results: dict, info: dict[str, str], loads: tuple[str, str], command:
     if c:
         lines.append(f"- (c) multirun walls: {_fmt(c['walls'])} s; peak RSS {c['peak_rss']:.0f} MB.")
     if d:
-        lines.append(f"- (d) per repeat, statements/s: {_fmt([r['per_second'] for r in d['runs']], 0)}.")
+        lines.append(f"- (d) per repeat, statements/s: {_fmt([r['per_second'] for r in d.get('runs', [])], 0)}.")
     return "\n".join(lines + ["", METHOD]) + "\n"
 
 
@@ -317,24 +324,31 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--only", default="abcd", help="which of a, b, c, d to run")
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--only", default="abcd", help="which of a, b, c, d to run; the others keep their results")
     args = parser.parse_args()
     os.environ.setdefault("STANCE_DATA", str(ROOT.parent / "shared" / "data"))
-    start, loads = time.perf_counter(), [load()]
-    info = machine()
+    saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"parts": {}}
+    parts = saved["parts"]
     steps = {"a": bench_encoder, "b": bench_cold_warm, "c": bench_multirun, "d": bench_predict}
-    results = {}
+    command = " ".join(["python", "bench/run.py", *sys.argv[1:]])
+    info = machine()
     with tempfile.TemporaryDirectory(prefix="stance-bench-") as work:
         for key in args.only:
-            print(f"[{time.strftime('%H:%M:%S')}] ({key}) load {load()}", flush=True)
-            results[key] = steps[key](args.repeats, Path(work))
-            print(json.dumps({k: v for k, v in results[key].items() if k != "runs"}), flush=True)
-    loads.append(load())
-    command = " ".join(["python", "bench/run.py", *sys.argv[1:]])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report(results, info, tuple(loads), command, time.perf_counter() - start))
-    print(f"Wrote {args.out}")
+            start, before = time.perf_counter(), load()
+            print(f"[{time.strftime('%H:%M:%S')}] ({key}) load {before}", flush=True)
+            result = steps[key](args.repeats, Path(work))
+            parts[key] = result | {
+                "command": command,
+                "repeats": args.repeats,
+                "finished": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+                "minutes": (time.perf_counter() - start) / 60,
+                "load": [before, load()],
+            }
+            print(json.dumps({k: v for k, v in result.items() if k != "runs"}), flush=True)
+            RESULTS.write_text(json.dumps({"machine": info, "parts": parts}, indent=1))
+            OUT.parent.mkdir(parents=True, exist_ok=True)
+            OUT.write_text(report(info, parts))
+    print(f"Wrote {OUT} and {RESULTS}")
 
 
 if __name__ == "__main__":
