@@ -155,7 +155,7 @@ def mlflow_run(
     check_tracking_uri(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
     _set_experiment(experiment)
-    run = mlflow.start_run(run_name=run_name, tags=redact(tags))
+    run = mlflow.start_run(run_name=run_name and redact_text(run_name), tags=redact(tags))
     try:
         with _sigterm_as_interrupt():
             mlflow.log_params({k: v[:6000] for k, v in redact(params).items()})

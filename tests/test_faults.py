@@ -1,0 +1,391 @@
+"""Faults and bad input: interrupts, concurrent sweeps, reproducibility, model portability and safety, fuzzing."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import logging
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from contextlib import closing
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+import stance
+from stance import features, tracking
+from stance.cache import DB_NAME
+from stance.train import run_experiment
+
+SLICE = ["per_target=false", "bootstrap=0", "features.show_progress=false", "mlflow.log_model=false"]
+
+
+def train_command(store: str, workdir: Path, *overrides: str, multirun: bool = False) -> list[str]:
+    return [
+        sys.executable, "-m", "stance.train", *(["-m"] if multirun else []), *SLICE, f"mlflow.tracking_uri={store}",
+        f"hydra.run.dir={workdir}/outputs", f"hydra.sweep.dir={workdir}/multirun", *overrides,
+    ]  # fmt: skip
+
+
+def runs(store: str) -> list:
+    client = MlflowClient(tracking_uri=store)
+    experiment = client.get_experiment_by_name("stance")
+    return client.search_runs([experiment.experiment_id]) if experiment else []
+
+
+def cache_entries(folder: Path) -> int:
+    """Entries in an embedding cache, after checking the SQLite file and every vector's length."""
+    with closing(sqlite3.connect(folder / DB_NAME)) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert conn.execute("SELECT COUNT(*) FROM embeddings WHERE LENGTH(vector) != 4 * dim").fetchone() == (0,)
+        return conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
+
+
+def cached_yet(folder: Path) -> bool:
+    """Whether a run has committed vectors to the cache (which it may still be creating)."""
+    try:
+        return (folder / DB_NAME).exists() and cache_entries(folder) > 0
+    except sqlite3.OperationalError:  # the file exists but its table not yet
+        return False
+
+
+def wait_for(condition, what: str, process: subprocess.Popen, log: Path, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process.poll() is None, f"training ended before {what}:\n{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"no {what} after {timeout} s:\n{log.read_text()[-3000:]}"
+        time.sleep(0.5)
+
+
+@pytest.mark.slow
+def test_interrupted_runs_end_killed_keep_the_cache_and_a_rerun_succeeds(tmp_path):
+    store, cache = f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "cache"
+    env = {**os.environ, "STANCE_CACHE": str(cache)}
+    command = train_command(store, tmp_path, "data.limit=300")
+    log = tmp_path / "train.log"
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+    # Ctrl-C once the run exists and the first batch of vectors is committed, while later ones are being encoded.
+    process = start()
+    wait_for(lambda: any(r.info.status == "RUNNING" for r in runs(store)), "RUNNING run", process, log)
+    wait_for(lambda: cached_yet(cache), "cached vector", process, log)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=120) != 0
+    assert [r.info.status for r in runs(store)] == ["KILLED"]
+    cached = cache_entries(cache)
+    assert cached > 0
+
+    # `kill` (SIGTERM), e.g. from a scheduler, closes the run the same way.
+    process = start()
+    wait_for(lambda: len(runs(store)) == 2, "second run", process, log)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) != 0
+    assert sorted(r.info.status for r in runs(store)) == ["KILLED", "KILLED"]
+
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(r.info.status for r in runs(store)) == ["FINISHED", "KILLED", "KILLED"]
+    assert cache_entries(cache) >= cached
+
+
+@pytest.mark.slow
+def test_two_sweeps_at_once_on_one_cache_and_store_lose_nothing(tmp_path):
+    from stance.corpora import semeval2016_task6
+    from stance.data import to_frame
+
+    store, cache = f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "cache"
+    env = {**os.environ, "STANCE_CACHE": str(cache)}
+    sweeps = [
+        subprocess.Popen(
+            train_command(store, tmp_path / f"sweep{i}", "classifier=logreg,svm", "data.limit=200", multirun=True),
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=(tmp_path / f"sweep{i}.log").open("w"),
+        )
+        for i in range(2)
+    ]
+    for i, sweep in enumerate(sweeps):
+        assert sweep.wait(timeout=1500) == 0, (tmp_path / f"sweep{i}.log").read_text()[-3000:]
+
+    logged = runs(store)
+    parents = [r for r in logged if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in logged if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 2 and len(children) == 4
+    assert all(r.info.status == "FINISHED" for r in logged)
+    for parent in parents:
+        mine = [r for r in children if r.data.tags["mlflow.parentRunId"] == parent.info.run_id]
+        assert len(mine) == 2 and all("test/f_avg" in r.data.metrics for r in mine)
+        assert "best/validation/f_avg" in parent.data.metrics
+    by_classifier: dict[str, list[float]] = {}
+    for run in children:
+        by_classifier.setdefault(run.data.params["classifier._target_"], []).append(run.data.metrics["test/f_avg"])
+    assert all(len(set(scores)) == 1 for scores in by_classifier.values())  # same config, same result
+
+    frames = [to_frame(split) for split in semeval2016_task6(limit=200).values()]
+    texts = {t for frame in frames for column in ("text", "target") for t in frame[column]}
+    assert cache_entries(cache) == len(texts)
+
+
+@pytest.mark.slow
+def test_same_config_and_seed_give_identical_metrics(make_cfg, tmp_path):
+    overrides = ["data.limit=200", "tune_class_weights=true", "bootstrap=200", "features.show_progress=false"]
+    overrides += ["mlflow.log_model=false"]
+    first = run_experiment(make_cfg(f"features.cache_dir={tmp_path}/a", *overrides), overrides)
+    features._MEMO.clear()  # encode again from scratch rather than reuse this process's vectors
+    second = run_experiment(make_cfg(f"features.cache_dir={tmp_path}/b", *overrides), overrides)
+    assert first.evaluation.metrics == second.evaluation.metrics
+    client = MlflowClient(tracking_uri=make_cfg().mlflow.tracking_uri)
+    logged = [client.get_run(r.run_id).data.metrics for r in (first, second)]
+    quality = [{k: v for k, v in m.items() if not k.startswith(("time/", "peak_rss"))} for m in logged]
+    assert quality[0] == quality[1] and "test/f_avg_ci_low" in quality[0]
+
+
+@pytest.fixture(scope="module")
+def tfidf_model():
+    """A small TF-IDF + logistic regression pipeline (no encoder: fast) and a slice of test data."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from stance.corpora import semeval2016_task6
+    from stance.data import to_frame
+    from stance.model import build_model
+    from tests.conftest import CONF
+
+    data = semeval2016_task6(limit=200)
+    train, test = to_frame(data["train"]), to_frame(data["test"])
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["features=tfidf"])
+    model = build_model(instantiate(cfg.features), instantiate(cfg.classifier), per_target=True)
+    return model.fit(train, train["label"]), test[["text", "target"]].reset_index(drop=True)
+
+
+LOAD_IN_FRESH_PROCESS = """
+import json, sys, warnings
+import mlflow, pandas as pd, stance
+mlflow.set_tracking_uri(sys.argv[1])
+frame = pd.DataFrame(json.loads(sys.argv[2]))
+out = {}
+for uri in sys.argv[3:]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = stance.load_model(uri)
+    messages = [str(w.message) for w in caught if w.category.__name__ == "ModelVersionWarning"]
+    out[uri] = {"predictions": list(model.predict(frame)), "warnings": messages}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_model_loads_in_fresh_process_and_names_version_differences(tfidf_model, tmp_path):
+    from stance.model import requirements
+
+    model, test = tfidf_model
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    mlflow.set_tracking_uri(store)
+    mlflow.set_experiment("portability")  # not the active experiment of an earlier test's store
+    current = {"stance_version": tracking._version()}
+    old = {"stance_version": "0.0.1"}
+    old_requirements = ["scikit-learn==1.0.2", *[r for r in requirements() if not r.startswith("scikit-learn")]]
+    with mlflow.start_run():
+        uris = {
+            "current": tracking.log_model(model, test.head(3), current, requirements(), task={}),
+            "old": tracking.log_model(model, test.head(3), old, old_requirements, task={}),
+        }
+    args = [store, json.dumps(test.to_dict(orient="list")), uris["current"], uris["old"]]
+    done = subprocess.run([sys.executable, "-c", LOAD_IN_FRESH_PROCESS, *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    expected = list(model.predict(test))
+    assert loaded[uris["current"]] == {"predictions": expected, "warnings": []}
+    assert loaded[uris["old"]]["predictions"] == expected
+    [message] = loaded[uris["old"]]["warnings"]
+    installed = importlib.metadata.version("scikit-learn")
+    assert "stance==0.0.1 (installed: " in message and f"scikit-learn==1.0.2 (installed: {installed})" in message
+    assert "pip install -r" in message
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "features_name, classifier, per_target, prior_adjusted",
+    [
+        ("minilm", "logreg", True, True),
+        ("tfidf", "svm", False, False),
+        ("tfidf_minilm", "logreg", True, False),
+        ("identity", "stacking", False, False),
+    ],
+)
+def test_pipelines_round_trip_through_skops(features_name, classifier, per_target, prior_adjusted, tmp_path):
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+    from sklearn.frozen import FrozenEstimator
+
+    from stance.corpora import semeval2016_task6
+    from stance.data import to_frame
+    from stance.model import PriorAdjusted, build_model
+    from tests.conftest import CONF
+
+    data = semeval2016_task6(limit=120)
+    train, test = to_frame(data["train"]), to_frame(data["test"])
+    overrides = [f"features={features_name}", f"classifier={classifier}"]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    model = build_model(instantiate(cfg.features), instantiate(cfg.classifier), per_target=per_target)
+    model.fit(train, train["label"])
+    if prior_adjusted:
+        model = PriorAdjusted(FrozenEstimator(model), {"FAVOR": 1.3}).fit(train, train["label"])
+    path = tracking.dump_pipeline(model, tmp_path)
+    assert path.suffix == ".skops"
+    loaded = tracking.load_pipeline(path)
+    np.testing.assert_array_equal(loaded.predict_proba(test), model.predict_proba(test))
+
+
+def test_pipeline_with_a_foreign_type_is_not_loaded(tmp_path):
+    from sklearn.preprocessing import FunctionTransformer
+
+    path = tracking.dump_pipeline(FunctionTransformer(func=os.getcwd), tmp_path)
+    with pytest.raises(tracking.UntrustedModelError, match="posix.getcwd"):
+        tracking.load_pipeline(path)
+
+
+def test_huge_vocabulary_is_pickled_and_says_so(tmp_path, caplog):
+    from stance.corpora import semeval2016_task6
+    from stance.data import to_frame
+    from stance.features import tfidf
+
+    model = tfidf().fit(to_frame(semeval2016_task6()["train"]))
+    assert tracking.vocabulary_size(model) > tracking.SKOPS_MAX_TERMS
+    with caplog.at_level(logging.WARNING, logger="stance.tracking"):
+        path = tracking.dump_pipeline(model, tmp_path)
+        loaded = tracking.load_pipeline(path)
+    assert path.suffix == ".joblib"
+    assert "stored with joblib (pickle)" in caplog.text and "only from a store you trust" in caplog.text
+    assert loaded.transform(pd.DataFrame({"text": ["climate"]})).shape[1] == tracking.vocabulary_size(model)
+
+
+SECRETS = {"MLFLOW_TRACKING_TOKEN": "tok-7f3a9c1e5b", "AWS_SECRET_ACCESS_KEY": "aws-2b8d4f6a0c9e"}
+
+
+def test_no_secret_reaches_params_tags_or_run_name(make_cfg, monkeypatch):
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    overrides = [
+        "+credentials.api_token=${oc.env:MLFLOW_TRACKING_TOKEN}",
+        "+storage.url=s3://me:${oc.env:AWS_SECRET_ACCESS_KEY}@bucket/stance",
+        "+notes.comment=${oc.env:AWS_SECRET_ACCESS_KEY}",
+        "+db.password=hunter2hunter2",
+    ]
+    cfg = make_cfg(
+        "features=tfidf", "data.limit=80", "per_target=false", "bootstrap=0", "mlflow.log_model=false", *overrides
+    )
+    result = run_experiment(cfg, overrides)
+    run = MlflowClient(tracking_uri=cfg.mlflow.tracking_uri).get_run(result.run_id)
+    logged = json.dumps([run.data.params, run.data.tags, run.info.run_name])
+    for secret in [*SECRETS.values(), "hunter2hunter2"]:
+        assert secret not in logged
+    assert run.data.params["credentials.api_token"] == run.data.params["db.password"] == tracking.REDACTED
+    assert run.data.params["storage.url"] == "s3://me:***@bucket/stance"
+    assert run.data.params["features._target_"] == "stance.features.tfidf"  # ordinary params stay readable
+    from omegaconf import OmegaConf
+
+    config = json.dumps(tracking.redact_config(OmegaConf.to_container(cfg, resolve=True)))
+    assert not any(secret in config for secret in [*SECRETS.values(), "hunter2hunter2"])
+
+
+# Fuzzing the loaded model's input: any strings give a valid prediction; anything else one clear ValueError.
+KNOWN_TARGETS = ["Atheism", "Climate Change is a Real Concern", "Feminist Movement", "Hillary Clinton"]
+SCRIPTS = st.characters(codec="utf-8", categories=["L", "M", "N", "P", "S", "Z"])
+TEXTS = st.one_of(
+    st.text(max_size=80),
+    st.text(SCRIPTS, max_size=80),
+    st.sampled_from(["", " ", "\n", "😀" * 3, "Привет мир", "مرحبا بالعالم", "你好，世界", "नमस्ते दुनिया"]),
+    st.builds(lambda s, n: s * n, st.text(SCRIPTS, min_size=1, max_size=20), st.integers(300, 1500)),  # very long
+)
+FRAMES = st.lists(st.tuples(TEXTS, st.one_of(st.sampled_from(KNOWN_TARGETS), TEXTS)), min_size=1, max_size=4).map(
+    lambda rows: pd.DataFrame(rows, columns=["text", "target"])
+)
+BAD_VALUES = st.sampled_from([None, float("nan"), pd.NA, 7, 2.5, b"bytes"])
+# Column sets lacking `text` or `target` (or both), with other names beside them.
+COLUMNS = st.lists(
+    st.one_of(st.sampled_from(["text", "target"]), st.text(min_size=1, max_size=10)),
+    min_size=1,
+    max_size=3,
+    unique=True,
+).filter(lambda columns: not {"text", "target"} <= set(columns))
+FUZZ = settings(max_examples=25, deadline=None)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """The default experiment (MiniLM, one model per target) fitted on a slice, logged, and loaded back two ways."""
+    from hydra import compose, initialize_config_dir
+
+    from tests.conftest import CONF
+
+    folder = tmp_path_factory.mktemp("served")
+    overrides = ["data.limit=150", "bootstrap=0", "features.show_progress=false", f"features.cache_dir={folder}"]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"mlflow.tracking_uri=sqlite:///{folder}/mlflow.db", *overrides])
+    result = run_experiment(cfg, overrides)
+    mlflow.set_tracking_uri(cfg.mlflow.tracking_uri)
+    uri = f"runs:/{result.run_id}/model"
+    return stance.load_model(uri), mlflow.pyfunc.load_model(uri)
+
+
+@pytest.mark.slow
+@FUZZ
+@given(frame=FRAMES)
+def test_fuzz_any_strings_give_valid_predictions(served, frame):
+    model, pyfunc = served
+    labels = model.predict(frame)
+    proba = model.predict_proba(frame)
+    assert len(labels) == len(frame) and set(labels) <= set(model.classes_)
+    assert np.isfinite(proba).all() and np.allclose(proba.sum(axis=1), 1)
+    out = pyfunc.predict(frame)
+    assert out["label"].tolist() == [str(label) for label in labels]
+
+
+@pytest.mark.slow
+@FUZZ
+@given(frame=FRAMES, bad=BAD_VALUES, column=st.sampled_from(["text", "target"]), data=st.data())
+def test_fuzz_a_bad_value_is_one_clear_error_naming_row_and_column(served, frame, bad, column, data):
+    model, pyfunc = served
+    row = data.draw(st.integers(0, len(frame) - 1))
+    frame = frame.astype(object)
+    frame.at[row, column] = bad
+    with pytest.raises(ValueError, match=rf"row {row}, column '{column}'"):
+        model.predict(frame)
+    with pytest.raises((ValueError, MlflowException), match=column):
+        pyfunc.predict(frame)
+
+
+@pytest.mark.slow
+@FUZZ
+@given(frame=FRAMES, columns=COLUMNS)
+def test_fuzz_wrong_or_missing_columns_are_named(served, frame, columns):
+    model, pyfunc = served
+    wrong = pd.DataFrame({column: frame["text"] for column in columns})
+    named = "|".join(f"'{column}'" for column in ("text", "target") if column not in columns)
+    with pytest.raises(ValueError, match=named):
+        model.predict(wrong)
+    with pytest.raises((ValueError, MlflowException), match=named):
+        pyfunc.predict(wrong)
+
+
+@pytest.mark.slow
+def test_empty_frame_gives_empty_predictions(served):
+    model, _ = served
+    assert len(model.predict(pd.DataFrame({"text": [], "target": []}, dtype=str))) == 0
