@@ -188,6 +188,19 @@ def _sentence_transformer(path: str, device: str) -> Any:
 _MEMO: dict[str, dict[str, np.ndarray]] = {}
 
 
+def check_device(device: str) -> None:
+    """Raise a clear error for a torch device this machine does not have."""
+    import torch
+
+    usable = ["cpu"]
+    if torch.cuda.is_available():
+        usable += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+    if torch.backends.mps.is_available():
+        usable.append("mps")
+    if device not in usable:
+        raise ValueError(f"features.device={device!r} is not usable here; this machine has {', '.join(usable)}.")
+
+
 class SentenceEmbedder(TransformerMixin, BaseEstimator):
     """Sentence-transformers embeddings of `text`, conditioned on `target` as `target_mode` says.
 
@@ -224,6 +237,8 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         """Check the input; the encoder itself has nothing to learn."""
         if self.target_mode not in TARGET_MODES:
             raise ValueError(f"target_mode must be one of {TARGET_MODES}, got {self.target_mode!r}")
+        if self.device != "cpu":  # cpu always works; skip importing torch when the cache has every vector
+            check_device(self.device)
         self.transform(X)
         self.model_identity_ = model_identity(self.model)
         return self

@@ -28,7 +28,7 @@ class PerTarget(ClassifierMixin, BaseEstimator):
         """Fit one estimator per target with enough data (and the joint fallback)."""
         y = np.asarray(y)
         self.classes_ = np.unique(y)
-        targets = X["target"].to_numpy()
+        targets = target_column(X)
         self.estimators_ = {}
         for target in np.unique(targets):
             rows = targets == target
@@ -41,7 +41,7 @@ class PerTarget(ClassifierMixin, BaseEstimator):
         return self
 
     def _route(self, X: pd.DataFrame) -> dict[Any, np.ndarray]:
-        targets = X["target"].to_numpy()
+        targets = target_column(X)
         unseen = sorted(set(targets) - set(self.estimators_))
         if unseen and self.fallback_ is None:
             raise ValueError(f"Targets {unseen[:5]} have no model of their own and this model has no joint fallback.")
@@ -59,6 +59,18 @@ class PerTarget(ClassifierMixin, BaseEstimator):
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """The most probable class per row."""
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+def target_column(X: Any) -> np.ndarray:
+    """The `target` column; a ValueError naming the column (and the row) when it is missing or not all strings."""
+    if not isinstance(X, pd.DataFrame) or "target" not in X.columns:
+        found = list(X.columns) if isinstance(X, pd.DataFrame) else type(X).__name__
+        raise ValueError(f"Input frame lacks column(s) ['target']; it has {found}. Give `text` and `target`.")
+    bad = ~X["target"].map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
+    if bad.any():
+        row = X.index[bad.argmax()]
+        raise ValueError(f"Input row {row}, column 'target': expected a string, got {X['target'][row]!r}.")
+    return X["target"].to_numpy()
 
 
 class PriorAdjusted(ClassifierMixin, BaseEstimator):

@@ -24,8 +24,11 @@ def _client(config: DictConfig) -> tuple[Any, str]:
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    from stance.tracking import check_tracking_uri, set_experiment
+
+    check_tracking_uri(config.mlflow.tracking_uri)  # fail now, not after MLflow's minutes of retries
     mlflow.set_tracking_uri(config.mlflow.tracking_uri)
-    experiment = mlflow.set_experiment(config.mlflow.experiment)
+    experiment = set_experiment(config.mlflow.experiment)  # safe when two sweeps create it at once
     return MlflowClient(), experiment.experiment_id
 
 

@@ -154,7 +154,7 @@ def mlflow_run(
     """An active MLflow run, once the store answers; an error ends it FAILED, Ctrl-C or SIGTERM KILLED."""
     check_tracking_uri(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
-    _set_experiment(experiment)
+    set_experiment(experiment)
     run = mlflow.start_run(run_name=run_name and redact_text(run_name), tags=redact(tags))
     try:
         with _sigterm_as_interrupt():
@@ -169,7 +169,8 @@ def mlflow_run(
     mlflow.end_run("FINISHED")
 
 
-def _set_experiment(name: str) -> Any:
+def set_experiment(name: str) -> Any:
+    """`mlflow.set_experiment`, tolerating a parallel job creating the same experiment first."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -388,7 +389,8 @@ def log_result(result: Any, cfg: Any, peak_rss_mb: float) -> None:
     mlflow.log_metrics({f"data/rows/{split}": len(frame) for split, frame in result.frames.items()})
     mlflow.log_metrics({f"data/dropped/{reason}": n for reason, n in result.report.dropped.items()})
     mlflow.log_dict({"warnings": result.report.warnings, "dropped": result.report.dropped}, "data_report.json")
-    mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+    resolved = redact_config(OmegaConf.to_container(cfg, resolve=True))  # resolved env values may hold secrets
+    mlflow.log_text(OmegaConf.to_yaml(OmegaConf.create(resolved)), "config.yaml")
     _log_tables(result.evaluation)
     for name, figure in _figures(result.evaluation, result.task, data_name).items():
         mlflow.log_figure(figure, name)

@@ -112,3 +112,8 @@ def test_import_and_help_do_not_import_torch(command):
     imported = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time")}
     assert "stance" in imported or "stance.train" in imported
     assert not {"torch", "sentence_transformers"} & imported
+
+
+def test_an_unusable_device_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"features.device='cuda:7' is not usable here; this machine has cpu"):
+        SentenceEmbedder(device="cuda:7").fit(pd.DataFrame({"text": ["a"], "target": ["b"]}))
