@@ -6,6 +6,8 @@ from typing import Any
 
 import pandas as pd
 
+MAX_TARGETS_SHOWN = 8
+
 
 def _with_ci(metrics: dict[str, float], name: str) -> str:
     value = metrics.get(f"test/{name}")
@@ -28,7 +30,11 @@ def run_row(run: Any) -> dict[str, str]:
         "test macro-F1 [95% CI]": _with_ci(m, "macro_f1"),
         "official": ", ".join(f"{k} {100 * v:.2f}" for k, v in official.items()) or "-",
         "val objective": f"{100 * m.get('validation/f_avg', m.get('validation/macro_f1', float('nan'))):.2f}",
-        "per-target test F_avg": "; ".join(f"{t} {100 * v:.1f}" for t, v in sorted(per_target.items())) or "-",
+        "per-target test F_avg": "; ".join(f"{t} {100 * v:.1f}" for t, v in sorted(per_target.items()))
+        if 0 < len(per_target) <= MAX_TARGETS_SHOWN
+        else f"({len(per_target)} targets: see per_target.csv)"
+        if per_target
+        else "-",
         "wall s": f"{m.get('time/total_seconds', float('nan')):.0f}",
         "peak RSS MB": f"{m.get('peak_rss_mb', float('nan')):.0f}",
         "command": f"`python -m stance.train {overrides}`".replace(" (defaults)", ""),
