@@ -77,11 +77,30 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
     elif scheme in _DATABASE_SCHEMES:
         _probe_database(uri, shown, fix, timeout)
     try:
-        MlflowClient(tracking_uri=uri)  # resolves the store for the scheme (and creates a SQLite file)
+        with _sqlite_init_lock(uri):
+            MlflowClient(tracking_uri=uri)  # resolves the store for the scheme (and creates a SQLite file)
     except Exception as err:  # MLflow raises several types for an unknown scheme or a bad store
         schemes = getattr(err, "supported_uri_schemes", None)
         reason = f"unknown scheme (MLflow knows {', '.join(filter(None, schemes))})" if schemes else _first_line(err)
         raise TrackingError(f"MLflow cannot use tracking URI {shown}: {reason}. {fix}.") from None
+
+
+@contextmanager
+def _sqlite_init_lock(uri: str) -> Iterator[None]:
+    """Serialise first use of a SQLite store: MLflow's schema migration races when two processes create it at once."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    path = Path(uri.removeprefix("sqlite:///").split("?", 1)[0] or "mlflow.db")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _first_line(err: Exception) -> str:
