@@ -1,0 +1,28 @@
+"""The named experiment `semeval_best` reproduces the test F_avg reported in experiments/RESULTS.md."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from stance.train import train
+
+RESULTS = Path(__file__).resolve().parents[1] / "experiments" / "RESULTS.md"
+
+
+def reported_test_f_avg(experiment: str) -> tuple[float, float, float]:
+    """(value, CI low, CI high) of an experiment's test F_avg row in RESULTS.md, as fractions."""
+    row = next(line for line in RESULTS.read_text().splitlines() if line.startswith(f"| {experiment} "))
+    value, low, high = re.search(r"\|\s*([\d.]+) \[([\d.]+), ([\d.]+)\]", row).groups()
+    return float(value) / 100, float(low) / 100, float(high) / 100
+
+
+@pytest.mark.slow
+def test_semeval_best_reproduces_its_reported_number(make_cfg):
+    value, low, high = reported_test_f_avg("semeval_best")
+    result = train(make_cfg("experiment=semeval_best"))
+    measured = result.evaluation.metrics["test/f_avg"]
+    assert measured == pytest.approx(value, abs=0.005), "same config, seed and data: same score (to float noise)"
+    assert low <= measured <= high and measured >= 0.69  # above every SemEval-2016 system and the baseline
