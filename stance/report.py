@@ -23,7 +23,8 @@ def run_row(run: Any) -> dict[str, str]:
     m = run.data.metrics
     per_target = {k.split("/", 2)[2]: v for k, v in m.items() if k.startswith("test/f_avg/")}
     official = {k.split("/")[1]: v for k, v in m.items() if k in ("test/fnc_score",)}
-    overrides = " ".join(o for o in run.data.tags.get("overrides", "").split() if not o.startswith("mlflow.tracking_uri="))
+    tokens = run.data.tags.get("overrides", "").split()
+    overrides = " ".join(o for o in tokens if not o.startswith("mlflow.tracking_uri="))  # where, not what
     return {
         "experiment": run.data.tags.get("experiment_name", run.info.run_name),
         "test F_avg [95% CI]": _with_ci(m, "f_avg"),
