@@ -26,6 +26,7 @@ from mlflow.tracking import MlflowClient
 import stance
 from stance import features, tracking
 from stance.cache import DB_NAME
+from stance.tracking import check_tracking_uri
 from stance.train import run_experiment
 
 SLICE = ["per_target=false", "bootstrap=0", "features.show_progress=false", "mlflow.log_model=false"]
@@ -39,6 +40,7 @@ def train_command(store: str, workdir: Path, *overrides: str, multirun: bool = F
 
 
 def runs(store: str) -> list:
+    check_tracking_uri(store)  # creates the store under the same lock as the training processes polled here
     client = MlflowClient(tracking_uri=store)
     experiment = client.get_experiment_by_name("stance")
     return client.search_runs([experiment.experiment_id]) if experiment else []
