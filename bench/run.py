@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "experiments" / "BENCHMARKS.md"
 RESULTS = ROOT / "bench" / "results.json"
+NOTES = "<!-- notes: kept by bench/run.py -->"
 EMBEDDED = re.compile(r"Embedded \d+ texts with .*?: (\d+) from cache, (\d+) encoded, ([\d.]+) s")
 MULTIRUN = ["classifier=logreg,svm,ridge", "per_target=true,false"]
 METHOD = """## Method
@@ -347,7 +348,8 @@ def main() -> None:
             print(json.dumps({k: v for k, v in result.items() if k != "runs"}), flush=True)
             RESULTS.write_text(json.dumps({"machine": info, "parts": parts}, indent=1))
             OUT.parent.mkdir(parents=True, exist_ok=True)
-            OUT.write_text(report(info, parts))
+            notes = OUT.read_text().partition(NOTES)[2] if OUT.exists() else ""  # hand-written, kept across runs
+            OUT.write_text(report(info, parts) + (f"\n{NOTES}{notes}" if notes else ""))
     print(f"Wrote {OUT} and {RESULTS}")
 
 
