@@ -74,7 +74,7 @@ def wait_for(condition, what: str, process: subprocess.Popen, log: Path, timeout
 def test_interrupted_runs_end_killed_keep_the_cache_and_a_rerun_succeeds(tmp_path):
     store, cache = f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "cache"
     env = {**os.environ, "STANCE_CACHE": str(cache)}
-    command = train_command(store, tmp_path, "data.limit=300")
+    command = train_command(store, tmp_path, "data.limit=1200")  # long enough to interrupt, even on a busy machine
     log = tmp_path / "train.log"
 
     def start() -> subprocess.Popen:
