@@ -7,6 +7,8 @@ from typing import Any
 
 import pandas as pd
 
+from stance.data import DataError
+
 TASKS = ("stance", "topic", "claim")
 
 
@@ -47,7 +49,7 @@ class Task:
         needed = [c for c in (self.text_column, self.target_column, self.label_column, self.group_column) if c]
         missing = [c for c in needed if c not in frame.columns]
         if missing:
-            raise ValueError(f"{where}: task '{self.name}' needs column(s) {missing}; the data has {list(frame)}.")
+            raise DataError(f"{where}: task '{self.name}' needs column(s) {missing}; the data has {list(frame)}.")
         out = pd.DataFrame(
             {
                 "text": frame[self.text_column],
