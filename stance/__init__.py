@@ -2,7 +2,11 @@
 
 from typing import Any
 
-__all__ = ["load_model"]
+# A light module (its heavy imports happen on call). Imported, not wrapped: importing the submodule `stance.analyze`
+# later would rebind the package attribute `stance.analyze` to the module, replacing a wrapper function.
+from stance.analyze import analyze
+
+__all__ = ["analyze", "load_model"]
 
 
 def load_model(uri: str) -> Any:

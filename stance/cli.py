@@ -251,22 +251,11 @@ def analyze_command(
 ) -> None:
     """Who says what in an article, which statements are claims, their topic and stance toward each target."""
     from stance.analyze import FORMATS, analyze, read_article, render
-    from stance.features import ModelLoadError
 
     if output_format not in FORMATS:
         raise typer.BadParameter(f"choose one of {', '.join(FORMATS)}.", param_hint="--format")
-    try:
-        result = analyze(
-            read_article(article),
-            target,
-            stance_model=stance_model,
-            claim_model=claim_model,
-            topic_model=topic_model,
-            models_dir=models_dir,
-        )
-    except (ValueError, ModelLoadError) as err:  # DataError is a ValueError
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(1) from None
+    models = {"stance_model": stance_model, "claim_model": claim_model, "topic_model": topic_model}
+    result = analyze(read_article(article), target, models_dir=models_dir, **models)  # errors: see main()
     typer.echo(render(result, output_format, summary))
 
 
