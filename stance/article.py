@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 OPEN_QUOTES, CLOSE_QUOTES, STRAIGHT_QUOTE = "“«„", "”»", '"'
 # A quotation open for more paragraphs than this has a stray quote mark, not a very long quotation.
 MAX_QUOTE_PARAGRAPHS = 5
-KINDS = ("quote", "reported", "narration")
 
 _VERBS = (
     r"(?:said|says|stated|states|added|adds|stressed|noted|notes|explained|emphasi[sz]ed|recalled|told|announced"
