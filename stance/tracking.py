@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -347,11 +348,29 @@ def dump_pipeline(model: Any, folder: Path) -> Path:
         path = folder / "pipeline.joblib"
         joblib.dump(model, path)
         return path
-    import skops.io
-
     path = folder / "pipeline.skops"
-    skops.io.dump(model, path)
+    _import_skops().dump(model, path)
     return path
+
+
+def _import_skops() -> Any:
+    """skops.io, imported without letting it import torch (which costs seconds and is not needed to save a pipeline).
+
+    On import skops lists scikit-learn's estimators by walking every scikit-learn package, which imports the
+    array-API shim for torch, and with it torch itself. The walk skips packages that fail to import, so the shim is
+    made unimportable for the duration (only if nothing imported it already).
+    """
+    shim = "sklearn.externals.array_api_compat.torch"
+    if "skops.io" in sys.modules or shim in sys.modules:
+        import skops.io
+
+        return skops.io
+    sys.modules[shim] = None  # type: ignore[assignment]  # None in sys.modules makes `import` raise ImportError
+    try:
+        import skops.io
+    finally:
+        del sys.modules[shim]
+    return skops.io
 
 
 def load_pipeline(path: str | Path) -> Any:
@@ -360,16 +379,15 @@ def load_pipeline(path: str | Path) -> Any:
     if path.suffix != ".skops":
         log.warning("%s is a pickle: loading it runs code from the file; load it only from a store you trust.", path)
         return joblib.load(path)
-    import skops.io
-
-    types = skops.io.get_untrusted_types(file=path)
+    skops_io = _import_skops()
+    types = skops_io.get_untrusted_types(file=path)
     untrusted = sorted(t for t in types if t.split(".", 1)[0] not in TRUSTED_MODULES)
     if untrusted:
         raise UntrustedModelError(
             f"{path} holds types from outside {', '.join(TRUSTED_MODULES)}: {', '.join(untrusted)}. Not loading it; "
             "if you trust where it came from, load it with skops.io.load(path, trusted=[...those types...])."
         )
-    return skops.io.load(path, trusted=types)
+    return skops_io.load(path, trusted=types)
 
 
 def vocabulary_size(model: Any) -> int:
@@ -418,7 +436,7 @@ def log_result(result: Any, cfg: Any, peak_rss_mb: float) -> None:
     if cfg.mlflow.log_model:
         example = result.frames["train"][["text", "target"]].head(3).reset_index(drop=True)
         metadata = {"embedding_models": embedding_models(result.model), "stance_version": _version()}
-        uri = log_model(result.model, example, metadata, requirements(), result.task.describe())
+        uri = log_model(result.model, example, metadata, requirements(result.model), result.task.describe())
         if cfg.mlflow.get("register"):
             register(uri, cfg.mlflow.register, cfg.mlflow.get("alias") or "latest")
 

