@@ -41,6 +41,8 @@ ALIASES = {"minilm": DEFAULT_MODEL, "mpnet": "sentence-transformers/all-mpnet-ba
 PARTS_PATH_ENV = "STANCE_MODEL_PARTS"
 TARGET_MODES = ("none", "prefix", "concat", "interact")
 PRECISIONS = ("float32", "bfloat16")
+# Encoded vectors are committed to the disk cache every this many batches.
+COMMIT_EVERY = 16
 _COMPLETE = ".stance-complete"
 
 log = logging.getLogger(__name__)
@@ -290,14 +292,25 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
             memo.update(hits)
             missing = sorted(todo - hits.keys(), key=len)  # similar lengths batch with less padding
             if missing:
-                vectors = self._encode_fresh(missing)
-                cache.put(namespace, model_identity(self.model), missing, vectors)
-                memo.update(zip(missing, vectors, strict=True))
+                self._encode_into(missing, cache, memo)
             log.info(
                 "Embedded %d texts with %s: %d from cache, %d encoded, %.3f s",
                 len(todo), self.model, len(hits), len(missing), time.perf_counter() - start,
             )  # fmt: skip
         return np.vstack([memo[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
+
+    def _encode_into(self, texts: list[str], cache: Any, memo: dict[str, np.ndarray]) -> None:
+        """Encode `texts`, committing each chunk to the disk cache, so an interrupted run keeps what it computed."""
+        from tqdm.auto import tqdm
+
+        step = self.batch_size * COMMIT_EVERY
+        with tqdm(total=len(texts), desc="Encoding", unit="text", disable=not self.show_progress) as progress:
+            for i in range(0, len(texts), step):
+                chunk = texts[i : i + step]
+                vectors = self._encode_fresh(chunk)
+                cache.put(self.namespace(), model_identity(self.model), chunk, vectors)
+                memo.update(zip(chunk, vectors, strict=True))
+                progress.update(len(chunk))
 
     def _encode_fresh(self, texts: list[str]) -> np.ndarray:
         import torch
@@ -312,7 +325,7 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
                 prompt=self.prompt,
                 batch_size=self.batch_size,
                 normalize_embeddings=self.normalize,
-                show_progress_bar=self.show_progress,
+                show_progress_bar=False,
                 convert_to_numpy=True,
             )
         return vectors.astype(np.float32, copy=False)

@@ -6,6 +6,7 @@ import importlib.metadata
 import json
 import logging
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -74,13 +75,14 @@ def wait_for(condition, what: str, process: subprocess.Popen, log: Path, timeout
 def test_interrupted_runs_end_killed_keep_the_cache_and_a_rerun_succeeds(tmp_path):
     store, cache = f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "cache"
     env = {**os.environ, "STANCE_CACHE": str(cache)}
-    command = train_command(store, tmp_path, "data.limit=1200")  # long enough to interrupt, even on a busy machine
+    # Small batches: the cache gets vectors every 16 x 16 texts, long before the run ends, even on a busy machine.
+    command = train_command(store, tmp_path, "data.limit=1200", "features.batch_size=16")
     log = tmp_path / "train.log"
 
     def start() -> subprocess.Popen:
         return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
-    # Ctrl-C once the run exists and the first batch of vectors is committed, while later ones are being encoded.
+    # Ctrl-C once the run exists and the first chunk of vectors is committed, while later ones are being encoded.
     process = start()
     wait_for(lambda: any(r.info.status == "RUNNING" for r in runs(store)), "RUNNING run", process, log)
     wait_for(lambda: cached_yet(cache), "cached vector", process, log)
@@ -101,6 +103,8 @@ def test_interrupted_runs_end_killed_keep_the_cache_and_a_rerun_succeeds(tmp_pat
     assert done.returncode == 0, done.stderr[-3000:]
     assert sorted(r.info.status for r in runs(store)) == ["FINISHED", "KILLED", "KILLED"]
     assert cache_entries(cache) >= cached
+    reused = [int(n) for n in re.findall(r"Embedded \d+ texts with .*?: (\d+) from cache", done.stdout + done.stderr)]
+    assert sum(reused) >= cached  # the rerun started from the vectors the interrupted runs had committed
 
 
 @pytest.mark.slow
