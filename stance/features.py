@@ -42,7 +42,7 @@ PARTS_PATH_ENV = "STANCE_MODEL_PARTS"
 TARGET_MODES = ("none", "prefix", "concat", "interact")
 PRECISIONS = ("float32", "bfloat16")
 # Encoded vectors are committed to the disk cache every this many batches.
-COMMIT_EVERY = 16
+COMMIT_EVERY = 32
 _COMPLETE = ".stance-complete"
 
 log = logging.getLogger(__name__)

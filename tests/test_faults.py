@@ -75,7 +75,7 @@ def wait_for(condition, what: str, process: subprocess.Popen, log: Path, timeout
 def test_interrupted_runs_end_killed_keep_the_cache_and_a_rerun_succeeds(tmp_path):
     store, cache = f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "cache"
     env = {**os.environ, "STANCE_CACHE": str(cache)}
-    # Small batches: the cache gets vectors every 16 x 16 texts, long before the run ends, even on a busy machine.
+    # Small batches: the cache gets vectors every 32 x 16 texts, long before the run ends, even on a busy machine.
     command = train_command(store, tmp_path, "data.limit=1200", "features.batch_size=16")
     log = tmp_path / "train.log"
 
