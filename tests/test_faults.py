@@ -81,7 +81,11 @@ def test_interrupted_runs_end_killed_keep_the_cache_and_a_rerun_succeeds(tmp_pat
     log = tmp_path / "train.log"
 
     def start() -> subprocess.Popen:
-        return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+        # As from a terminal: a shell's background job (nohup ... &, some CI runners) inherits SIGINT ignored.
+        default_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+        return subprocess.Popen(
+            command, cwd=tmp_path, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, preexec_fn=default_sigint
+        )
 
     # Ctrl-C once the first chunk of vectors is committed, while later ones are being encoded.
     process = start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 
@@ -144,7 +145,8 @@ def test_reader_never_crashes_nor_loses_rows(tmp_path, rows):
         if fmt == "jsonl":
             path.write_text("\n".join(json.dumps(r) for r in frame.to_dict(orient="records")), encoding="utf-8")
         else:
-            frame.to_csv(path, sep="," if fmt == "csv" else "\t", index=False)
+            # Quoted: pandas leaves a bare carriage return unquoted, which any CSV reader takes for a line break.
+            frame.to_csv(path, sep="," if fmt == "csv" else "\t", index=False, quoting=csv.QUOTE_ALL)
         try:
             data = files({"test": str(path)})
         except DataError:
