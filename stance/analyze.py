@@ -43,7 +43,6 @@ TOPICS = (
     "society, religion and culture",
     "sports",
 )
-CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 @dataclass
@@ -225,15 +224,11 @@ def default_model(kind: str, models_dir: str | os.PathLike | None = None, limit:
 
 def corpus(name: str, limit: int | None = None) -> dict[str, pd.DataFrame]:
     """A corpus's splits as frames, labels mapped as its data config (`conf/data/<name>.yaml`) says."""
-    from hydra import compose, initialize_config_dir
-
     from stance.data import to_frame
-    from stance.train import build
+    from stance.train import load_data
 
-    overrides = [f"data={name}"] + ([f"data.limit={limit}"] if limit else [])
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
-    return {split: to_frame(data) for split, data in build(cfg.data).items()}
+    data = load_data(name, *([f"data.limit={limit}"] if limit else []))
+    return {split: to_frame(split_data) for split, split_data in data.items()}
 
 
 def train_claim_model(limit: int | None = None) -> Any:

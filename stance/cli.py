@@ -22,19 +22,12 @@ SPLIT_ORDER = ("train", "validation", "test")
 
 def _load_corpus(name: str, root: str | None) -> dict:
     """A corpus's DatasetDict built from its data config (`conf/data/<name>.yaml`), labels mapped as in training."""
-    from pathlib import Path
-
-    from hydra import compose, initialize_config_dir
-
     from stance.corpora import CORPORA
-    from stance.train import build
+    from stance.train import load_data
 
     if name not in CORPORA:
         raise typer.BadParameter(f"unknown corpus {name!r}; choose from {', '.join(CORPORA)}.", param_hint="NAME")
-    overrides = [f"data={name}"] + ([f'data.root="{root}"'] if root else [])
-    conf = Path(__file__).resolve().parents[1] / "conf"
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        return build(compose(config_name="config", overrides=overrides).data)
+    return load_data(name, *([f'data.root="{root}"'] if root else []))
 
 
 @data_app.command("list")

@@ -292,14 +292,14 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
             memo.update(hits)
             missing = sorted(todo - hits.keys(), key=len)  # similar lengths batch with less padding
             if missing:
-                self._encode_into(missing, cache, memo)
+                self._encode_into(missing, cache, memo, namespace)
             log.info(
                 "Embedded %d texts with %s: %d from cache, %d encoded, %.3f s",
                 len(todo), self.model, len(hits), len(missing), time.perf_counter() - start,
             )  # fmt: skip
         return np.vstack([memo[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
 
-    def _encode_into(self, texts: list[str], cache: Any, memo: dict[str, np.ndarray]) -> None:
+    def _encode_into(self, texts: list[str], cache: Any, memo: dict[str, np.ndarray], namespace: str) -> None:
         """Encode `texts`, committing each chunk to the disk cache, so an interrupted run keeps what it computed."""
         from tqdm.auto import tqdm
 
@@ -308,7 +308,7 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
             for i in range(0, len(texts), step):
                 chunk = texts[i : i + step]
                 vectors = self._encode_fresh(chunk)
-                cache.put(self.namespace(), model_identity(self.model), chunk, vectors)
+                cache.put(namespace, model_identity(self.model), chunk, vectors)
                 memo.update(zip(chunk, vectors, strict=True))
                 progress.update(len(chunk))
 

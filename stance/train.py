@@ -7,6 +7,7 @@ import resource
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -21,6 +22,7 @@ from stance.model import PriorAdjusted, build_model, tune_class_weights
 from stance.tasks import Task
 
 EVAL_SPLITS = ("validation", "test")
+CONF = Path(__file__).resolve().parents[1] / "conf"
 log = logging.getLogger(__name__)
 # Overrides the Optuna sweeper adds to each trial for bookkeeping; they are not part of the experiment.
 SWEEPER_KEYS = ("mlflow_parent_run_id", "optuna_trial_number")
@@ -47,6 +49,14 @@ def build(node: DictConfig) -> Any:
         if isinstance(err.__cause__, DataError | ModelLoadError):
             raise err.__cause__ from None
         raise
+
+
+def load_data(name: str, *overrides: str) -> Any:
+    """A corpus's DatasetDict built from its data config (`conf/data/<name>.yaml`), labels mapped as in training."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return build(compose(config_name="config", overrides=[f"data={name}", *overrides]).data)
 
 
 def train(cfg: DictConfig) -> Result:
