@@ -222,9 +222,12 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
     within ~1e-4 cosine of float32; slower on CPUs without them).
     cache_dir: folder of the persistent embedding cache (and assembled models); None: $STANCE_CACHE or the user
     cache dir. num_threads: torch intra-op threads while encoding; None leaves torch's default.
+    finetune: None (a frozen encoder), or `stance.finetune.Contrastive(...)`: fit first fine-tunes the encoder on
+    the training rows' labels (SetFit's contrastive pairs), caching the weights by content.
     """
 
-    precision = "float32"  # class default: embedders pickled before this parameter existed load without it
+    precision = "float32"  # class defaults: embedders saved before these parameters existed load without them
+    finetune = None
 
     def __init__(
         self,
@@ -238,6 +241,7 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         num_threads: int | None = None,
         cache_dir: str | None = None,
         show_progress: bool = True,
+        finetune: Any = None,
     ):
         self.model = model
         self.target_mode = target_mode
@@ -249,18 +253,66 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         self.num_threads = num_threads
         self.cache_dir = cache_dir
         self.show_progress = show_progress
+        self.finetune = finetune
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> SentenceEmbedder:
-        """Check the input; the encoder itself has nothing to learn."""
+        """Check the input and, with `finetune`, fine-tune the encoder on the labels `y` (or reuse cached weights)."""
         if self.target_mode not in TARGET_MODES:
             raise ValueError(f"target_mode must be one of {TARGET_MODES}, got {self.target_mode!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.device != "cpu":  # cpu always works; skip importing torch when the cache has every vector
             check_device(self.device)
+        for fitted in ("weights_key_", "weights_path_"):
+            self.__dict__.pop(fitted, None)
+        if self.finetune is not None:
+            self._fine_tune(X, y)
         self.transform(X)
-        self.model_identity_ = model_identity(self.model)
+        self.model_identity_ = self._identity()
         return self
+
+    def _fine_tune(self, X: pd.DataFrame, y: Any) -> None:
+        from stance import finetune
+
+        if y is None:
+            raise ValueError("features.finetune needs the training labels: fit(X, y).")
+        texts, targets = _columns(X, needs_target=self.target_mode == "prefix")
+        if self.target_mode == "prefix":  # tune on exactly what is embedded
+            texts = [f"{g}: {t}" for t, g in zip(texts, targets, strict=True)]
+        labels = [str(label) for label in y]
+        settings = finetune.settings_dict(self.finetune, self.device) | {"normalize": bool(self.normalize)}
+        digest = finetune.data_digest(texts, labels)
+        key = finetune.weights_key("contrastive", model_identity(self.model), digest, settings)
+        base = resolve_model_path(self.model, self.cache_dir)
+        train, timing = finetune.timed(
+            lambda out: finetune.train_contrastive(base, texts, labels, self.finetune, self.device, out, key)
+        )
+        path, trained = finetune.train_once(key, train, self.cache_dir)
+        self.weights_key_, self.weights_path_ = key, str(path)
+        self.fit_seconds_, self.fit_cached_ = timing["seconds"], not trained
+
+    def _identity(self) -> str:
+        """The encoder's identity: the stock model's, or the fine-tuned weights' content address."""
+        key = getattr(self, "weights_key_", None)
+        return f"{model_identity(self.model)}+{key}" if key else model_identity(self.model)
+
+    def _encoder_path(self) -> str:
+        """Where the encoder loads from: the fine-tuned weights if fitted with them, else the model name."""
+        key = getattr(self, "weights_key_", None)
+        if key is None:
+            return self.model
+        from stance import finetune
+
+        if Path(self.weights_path_, finetune.COMPLETE).is_file():
+            return self.weights_path_
+        cached = finetune.cached_weights(key, self.cache_dir)
+        if cached is None:
+            raise ModelLoadError(
+                f"The fine-tuned encoder {key} is neither at {self.weights_path_} nor in the cache "
+                f"{finetune.store_dir(self.cache_dir)}. Load the model with stance.load_model(uri), which brings the "
+                "weights logged inside it, or refit."
+            )
+        return str(cached)
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         """Embed each row's text (and target)."""
@@ -278,7 +330,7 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
     def namespace(self) -> str:
         """What besides the text determines a vector: model identity, normalisation, prompt and precision."""
         precision = "" if self.precision == "float32" else f"|precision={self.precision}"  # float32 keys predate it
-        return f"{model_identity(self.model)}|normalize={bool(self.normalize)}|prompt={self.prompt!r}{precision}"
+        return f"{self._identity()}|normalize={bool(self.normalize)}|prompt={self.prompt!r}{precision}"
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Embeddings of `texts`: from this process's memo, else the disk cache, else the encoder (then cached)."""
@@ -308,14 +360,16 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
             for i in range(0, len(texts), step):
                 chunk = texts[i : i + step]
                 vectors = self._encode_fresh(chunk)
-                cache.put(namespace, model_identity(self.model), chunk, vectors)
+                cache.put(namespace, self._identity(), chunk, vectors)
                 memo.update(zip(chunk, vectors, strict=True))
                 progress.update(len(chunk))
 
     def _encode_fresh(self, texts: list[str]) -> np.ndarray:
         import torch
 
-        encoder = load_encoder(self.model, self.device, None if self.cache_dir is None else str(self.cache_dir))
+        encoder = load_encoder(
+            self._encoder_path(), self.device, None if self.cache_dir is None else str(self.cache_dir)
+        )
         if self.num_threads is not None:
             torch.set_num_threads(self.num_threads)
         device_type = torch.device(self.device).type

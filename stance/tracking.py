@@ -243,7 +243,9 @@ class StanceModel(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context: Any) -> None:
         """Load the fitted pipeline; its embedder loads the encoder by name on first use."""
-        self.pipeline = load_pipeline(context.artifacts["pipeline"])
+        from stance.cross_encoder import attach_weights
+
+        self.pipeline = attach_weights(load_pipeline(context.artifacts["pipeline"]), weight_folders(context.artifacts))
         self.task = dict(context.model_config or {})
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
@@ -269,15 +271,24 @@ def predict_frame(model: Any, data: pd.DataFrame, task: dict[str, Any] | None = 
 def log_model(
     model: Any, example: pd.DataFrame, metadata: dict[str, Any], requirements: list[str], task: dict[str, Any]
 ) -> str:
-    """Log the fitted pipeline as a pyfunc model with signature and input example; returns its URI."""
+    """Log the fitted pipeline as a pyfunc model with signature and input example; returns its URI.
+
+    Fine-tuned weights are new knowledge, not a name to look up: each folder travels inside the model as an artifact
+    `weights/<key>`, so the model predicts on a machine whose cache never saw them.
+    """
+    from stance.cross_encoder import fine_tuned_parts
+
     with tempfile.TemporaryDirectory() as tmp:
         path = dump_pipeline(model, Path(tmp))
         if path.suffix == ".skops":
             requirements = [*requirements, f"skops=={importlib.metadata.version('skops')}"]
+        artifacts = {"pipeline": str(path)}
+        for part in fine_tuned_parts(model):
+            artifacts[f"{WEIGHTS_PREFIX}{part.weights_key_}"] = part.weights_path_
         info = mlflow.pyfunc.log_model(
             name=PYFUNC_NAME,
             python_model=str(Path(__file__).with_name("pyfunc_model.py")),
-            artifacts={"pipeline": str(path)},
+            artifacts=artifacts,
             signature=infer_signature(example, predict_frame(model, example, task)),
             input_example=example,
             pip_requirements=requirements,
@@ -307,7 +318,19 @@ def load_model(uri: str) -> Any:
             ModelVersionWarning,
             stacklevel=2,
         )
-    return load_pipeline(local / meta.flavors["python_function"]["artifacts"]["pipeline"]["path"])
+    from stance.cross_encoder import attach_weights
+
+    artifacts = {name: local / spec["path"] for name, spec in meta.flavors["python_function"]["artifacts"].items()}
+    return attach_weights(load_pipeline(artifacts["pipeline"]), weight_folders(artifacts))
+
+
+# Artifact names of fine-tuned weight folders inside a logged model: `weights-<key>`.
+WEIGHTS_PREFIX = "weights-"
+
+
+def weight_folders(artifacts: dict[str, Any]) -> dict[str, str]:
+    """Fine-tuned weight folders among a logged model's artifacts, by weights key."""
+    return {k.removeprefix(WEIGHTS_PREFIX): str(v) for k, v in artifacts.items() if k.startswith(WEIGHTS_PREFIX)}
 
 
 class ModelVersionWarning(UserWarning):
@@ -416,10 +439,20 @@ def log_result(result: Any, cfg: Any, peak_rss_mb: float) -> None:
     """Log metrics, timings, the dataset, the resolved config, tables, figures, a description and the model."""
     from omegaconf import OmegaConf
 
+    from stance.cross_encoder import fine_tuned_parts
     from stance.model import embedding_models, requirements
 
     mlflow.log_metrics(result.evaluation.metrics)
     mlflow.log_metrics({f"time/{k}_seconds": v for k, v in result.seconds.items()} | {"peak_rss_mb": peak_rss_mb})
+    tuned = fine_tuned_parts(result.model)
+    if tuned:  # a per-target model fine-tunes once per target: total time, and how many came from the cache
+        mlflow.log_metrics(
+            {
+                "time/finetune_seconds": sum(p.fit_seconds_ for p in tuned),
+                "finetune/models": len(tuned),
+                "finetune/cached": sum(bool(p.fit_cached_) for p in tuned),
+            }
+        )
     data_name = str(cfg.data.get("_target_", "data")).rsplit(".", 1)[-1]
     digest = log_dataset(result.frames, data_name, source=str(cfg.data.get("root") or "$STANCE_DATA"))
     mlflow.set_tag("data_digest", digest)
