@@ -121,7 +121,7 @@ class CrossEncoderClassifier(ClassifierMixin, BaseEstimator):
             max_steps=self.max_steps,
             learning_rate=self.learning_rate,
             per_device_train_batch_size=self.batch_size,
-            warmup_ratio=self.warmup_ratio,
+            warmup_steps=self.warmup_ratio,  # transformers 5: a fraction below 1 is a ratio of all steps
             weight_decay=self.weight_decay,
             seed=self.seed,
             bf16=self._settings()["precision"] == "bfloat16",

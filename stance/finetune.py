@@ -156,7 +156,15 @@ def train_contrastive(
     from datasets import Dataset
     from setfit import SetFitModel, Trainer, TrainingArguments
 
-    model = SetFitModel.from_pretrained(base_path, device=device)
+    from stance.features import ModelLoadError
+
+    try:
+        model = SetFitModel.from_pretrained(base_path, device=device)
+    except Exception as err:  # the Hub client raises many types; all mean the same to the user
+        raise ModelLoadError(
+            f"Cannot load base model {base_path!r} to fine-tune: {type(err).__name__}: "
+            f"{str(err).splitlines()[0][:200]}. Offline, give a local folder or a packaged model (e.g. minilm)."
+        ) from None
     args = TrainingArguments(
         output_dir=str(out.parent / "checkpoints"),
         batch_size=settings.batch_size,
