@@ -14,7 +14,9 @@ import argparse
 import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
-from stance.analyze import TOPICS, corpus, topics
+from stance.analyze import TOPICS, topics
+from stance.data import to_frame
+from stance.train import load_data
 
 # Each default topic -> the AG News class a news editor would file it under.
 TO_AG_NEWS = {
@@ -38,7 +40,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="rows of AG News test (default: all)")
     args = parser.parse_args()
     assert set(TO_AG_NEWS) == set(TOPICS)
-    test = corpus("ag_news_test", args.limit)["test"]
+    test = to_frame(load_data("ag_news_test", *([f"data.limit={args.limit}"] if args.limit else []))["test"])
     predicted = pd.Series(topics(test["text"].tolist())).map(TO_AG_NEWS)
     labels = ["World", "Sports", "Business", "Sci/Tech"]
     print(f"AG News test, {len(test)} rows: accuracy {accuracy_score(test['label'], predicted):.3f}, "

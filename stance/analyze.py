@@ -5,9 +5,10 @@ This module is imported by `import stance`, so numpy, pandas, scikit-learn and t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,15 +21,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FORMATS = ("table", "csv", "jsonl")
-# Bump a default model's version when its recipe changes, so a model cached by an older recipe is retrained.
-RECIPE_VERSIONS = {"claim": 2, "stance": 2}
-CLAIM_CORPUS = "clef2019_checkthat_task1"
-# Share of extra (text, another target) pairs labelled NONE in the stance training data; chosen on VAST dev.
-UNRELATED_SHARE = 0.3
-# Training corpora of the default stance model, mapped to AGAINST/FAVOR/NONE by their data configs; train and
-# validation splits only, so that their test splits and VAST stay unseen. Not FNC-1 (built from Emergent's
-# headlines) and not TweetEval (SemEval's tweets again).
-STANCE_CORPORA = ("semeval2016_task6", "multitarget_stance_election2016", "perspectrum", "ibm_claim_stance", "emergent")
+# kind -> (registered model name, the named experiment that trains and registers it as NAME@default).
+DEFAULT_MODELS = {"stance": ("stance-zero-shot", "zero_shot_stance"), "claim": ("claim-checkworthy", "clef_claims")}
+DEFAULT_ALIAS = "default"
 # The default topic is the nearest of these by embedding similarity: no topic corpus fits diplomatic news.
 TOPICS = (
     "diplomacy and international relations",
@@ -59,12 +54,12 @@ def analyze(
     stance_model: Any = None,
     claim_model: Any = None,
     topic_model: Any = None,
-    models_dir: str | os.PathLike | None = None,
+    tracking_uri: str | None = None,
 ) -> Analysis:
     """Statements of `text` with speaker, claim score, topic, and stance (with probability) toward each target.
 
-    A model is an MLflow URI or local path (see `stance.load_model`), a fitted pipeline, or None for the default,
-    which is trained once and kept in `models_dir` (default: `<stance cache>/analyze`).
+    A model is an MLflow URI or local path (see `stance.load_model`), a fitted pipeline, or None for the default:
+    the registered `models:/<name>@default` in `tracking_uri` (see `default_model`).
     """
     import pandas as pd
 
@@ -83,10 +78,10 @@ def analyze(
         }
     )
     texts = frame["statement"].tolist()
-    frame["claim"] = claim_scores(_model(claim_model, "claim", models_dir), texts)
-    topic = None if topic_model is None else _model(topic_model, "topic", models_dir)
+    frame["claim"] = claim_scores(_model(claim_model, "claim", tracking_uri), texts)
+    topic = None if topic_model is None else _model(topic_model, "topic", tracking_uri)
     frame["topic"] = topics(texts) if topic is None else topic.predict(pd.DataFrame({"text": texts, "target": ""}))
-    stance = _model(stance_model, "stance", models_dir)
+    stance = _model(stance_model, "stance", tracking_uri)
     for target in targets:
         proba = stance.predict_proba(pd.DataFrame({"text": texts, "target": target}))
         frame[f"stance: {target}"] = stance.classes_[proba.argmax(axis=1)]
@@ -186,114 +181,81 @@ def render(analysis: Analysis, output_format: str = "table", summary: bool = Fal
 # --- models ----------------------------------------------------------------------------------------------------------
 
 
-def _model(model: Any, kind: str, models_dir: str | os.PathLike | None) -> Any:
+def _model(model: Any, kind: str, tracking_uri: str | None) -> Any:
     """A fitted model from a URI or path, the object itself, or the default of its kind."""
     if model is None:
-        return default_model(kind, models_dir)
+        return default_model(kind, tracking_uri)
     if not isinstance(model, str | os.PathLike):
         return model
     import stance
 
     try:
-        return stance.load_model(str(model))
+        with _tracking(tracking_uri):
+            return stance.load_model(str(model))
     except Exception as err:  # MLflow raises many types for a bad URI; all mean the same to the user
         raise ValueError(f"Cannot load the {kind} model {str(model)!r}: {str(err).splitlines()[0][:300]}") from None
 
 
-def default_model(kind: str, models_dir: str | os.PathLike | None = None, limit: int | None = None) -> Any:
-    """The default claim or stance model: loaded from `models_dir`, else trained (on `limit` rows) and saved there."""
-    import joblib
-
+def default_registry() -> str:
+    """The tracking store holding the default models: `<stance cache>/analyze/mlflow.db`, shared by every directory."""
     from stance.cache import cache_dir
 
-    trainers = {"claim": train_claim_model, "stance": train_stance_model}
-    if kind not in trainers:
+    folder = cache_dir() / "analyze"
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def default_model(kind: str, tracking_uri: str | None = None, limit: int | None = None) -> Any:
+    """The registered default model of `kind` (`models:/<name>@default` in `tracking_uri`), trained on first use.
+
+    Training runs the named experiment (`python -m stance.train experiment=<name>`) into the same store, which
+    registers the model; `limit` rows per split make a quick one (tests). Retrain by running that command.
+    """
+    from mlflow.exceptions import MlflowException
+
+    import stance
+
+    if kind not in DEFAULT_MODELS:
         raise ValueError(f"No default {kind} model; give one as a URI.")
-    path = Path(models_dir) if models_dir else cache_dir() / "analyze"
-    path = path / f"{kind}-v{RECIPE_VERSIONS[kind]}.joblib"
-    if path.is_file():
-        return joblib.load(path)
-    log.warning("Training the default %s model once; it is kept in %s.", kind, path)
-    model = trainers[kind](limit)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}")
-    joblib.dump(model, partial)
-    os.replace(partial, path)  # atomic: a parallel call sees no model or a whole one
-    return model
+    name, experiment = DEFAULT_MODELS[kind]
+    uri = tracking_uri or default_registry()
+    with _tracking(uri):
+        try:
+            return stance.load_model(f"models:/{name}@{DEFAULT_ALIAS}")
+        except MlflowException as err:
+            if err.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+        log.warning(
+            "No model %s@%s in %s: training it once with `python -m stance.train experiment=%s "
+            "mlflow.tracking_uri=%s`.", name, DEFAULT_ALIAS, uri, experiment, uri,
+        )  # fmt: skip
+        train_default(kind, uri, limit)
+        return stance.load_model(f"models:/{name}@{DEFAULT_ALIAS}")
 
 
-def corpus(name: str, limit: int | None = None) -> dict[str, pd.DataFrame]:
-    """A corpus's splits as frames, labels mapped as its data config (`conf/data/<name>.yaml`) says."""
-    from stance.data import to_frame
-    from stance.train import load_data
+@contextlib.contextmanager
+def _tracking(uri: str | None) -> Iterator[None]:
+    """Resolve `runs:/` and `models:/` URIs against `uri` (if given), leaving the caller's tracking URI as it was."""
+    import mlflow
 
-    data = load_data(name, *([f"data.limit={limit}"] if limit else []))
-    return {split: to_frame(split_data) for split, split_data in data.items()}
-
-
-def train_claim_model(limit: int | None = None) -> Any:
-    """MiniLM embeddings of the text + balanced logistic regression, fitted on CLEF-2019 CheckThat! task 1 train.
-
-    C=0.1 as `experiment=clef_claims` chose on validation MAP (experiments/RESULTS.md).
-    """
-    from sklearn.linear_model import LogisticRegression
-
-    from stance.features import SentenceEmbedder
-    from stance.model import build_model
-
-    train = corpus(CLAIM_CORPUS, limit)["train"]
-    model = build_model(
-        SentenceEmbedder(target_mode="none", show_progress=False),
-        LogisticRegression(C=0.1, class_weight="balanced", max_iter=2000),
-    )
-    return model.fit(train, train["label"])
+    if uri is None:
+        yield
+        return
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
 
 
-def stance_training_data(
-    limit: int | None = None, exclude: Sequence[str] = (), unrelated: float = UNRELATED_SHARE, seed: int = 13
-) -> pd.DataFrame:
-    """Train + validation rows of the stance corpora without the targets in `exclude`, plus unrelated pairs.
+def train_default(kind: str, tracking_uri: str, limit: int | None = None) -> str:
+    """Run the named experiment of a default model into `tracking_uri`, registering it; returns the run id."""
+    from stance.train import compose_config, run_experiment
 
-    Unrelated pairs: a share `unrelated` of the texts again, each with another row's target and the label NONE, so
-    that the model learns that a text about something else takes no stance (most sentences of an article).
-    """
-    import numpy as np
-    import pandas as pd
-
-    frames = [
-        frame[["text", "target", "label"]].assign(corpus=name)
-        for name in STANCE_CORPORA
-        for split, frame in corpus(name, limit).items()
-        if split != "test"
-    ]
-    data = pd.concat(frames, ignore_index=True)
-    data = data[~data["target"].isin(exclude)]
-    pairs = data.sample(frac=unrelated, random_state=seed)
-    pairs = pairs.assign(target=np.random.default_rng(seed).choice(data["target"].unique(), len(pairs)), label="NONE")
-    pairs = pairs[pairs["target"].to_numpy() != data.loc[pairs.index, "target"].to_numpy()]
-    return pd.concat([data, pairs.assign(corpus="unrelated")], ignore_index=True)
-
-
-def stance_pipeline(classifier: Any = None) -> Any:
-    """The default stance recipe, unfitted: MiniLM [text, target, text x target], scaled, into `classifier`.
-
-    The default classifier, a 256-unit MLP, beat logistic regression on VAST dev and on leave-one-target-out SemEval
-    (experiments/zero_shot.py, RESULTS.md).
-    """
-    from sklearn.neural_network import MLPClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from stance.features import SentenceEmbedder
-    from stance.model import build_model
-
-    classifier = classifier or MLPClassifier((256,), early_stopping=True, max_iter=50, random_state=0)
-    return build_model(
-        SentenceEmbedder(target_mode="interact", show_progress=False), make_pipeline(StandardScaler(), classifier)
-    )
-
-
-def train_stance_model(limit: int | None = None, exclude: Sequence[str] = ()) -> Any:
-    """The default stance model fitted on `stance_training_data` (see experiments/zero_shot.py for its evaluation)."""
-    train = stance_training_data(limit, exclude)
-    return stance_pipeline().fit(train, train["label"])
+    name, experiment = DEFAULT_MODELS[kind]
+    overrides = [
+        f"experiment={experiment}", f"mlflow.tracking_uri={tracking_uri}", f"mlflow.register={name}",
+        f"mlflow.alias={DEFAULT_ALIAS}", "features.show_progress=false", *([f"data.limit={limit}"] if limit else []),
+    ]  # fmt: skip
+    return run_experiment(compose_config(*overrides), overrides).run_id

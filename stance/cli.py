@@ -239,7 +239,9 @@ def analyze_command(
     topic_model: str = typer.Option(None, help=MODEL_HELP.format("topic", "the nearest of a fixed set of topics")),
     output_format: str = typer.Option("table", "--format", help="table, csv or jsonl."),
     summary: bool = typer.Option(False, help="csv/jsonl: print the speaker x target summary, not the statements."),
-    models_dir: str = typer.Option(None, help="Folder of the default models (default: <cache>/analyze)."),
+    tracking_uri: str = typer.Option(
+        None, help="MLflow store with the registered default models (default: <cache>/analyze/mlflow.db)."
+    ),
 ) -> None:
     """Who says what in an article, which statements are claims, their topic and stance toward each target."""
     from stance.analyze import FORMATS, analyze, read_article, render
@@ -247,7 +249,7 @@ def analyze_command(
     if output_format not in FORMATS:
         raise typer.BadParameter(f"choose one of {', '.join(FORMATS)}.", param_hint="--format")
     models = {"stance_model": stance_model, "claim_model": claim_model, "topic_model": topic_model}
-    result = analyze(read_article(article), target, models_dir=models_dir, **models)  # errors: see main()
+    result = analyze(read_article(article), target, tracking_uri=tracking_uri, **models)  # errors: see main()
     typer.echo(render(result, output_format, summary))
 
 

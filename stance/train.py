@@ -51,12 +51,20 @@ def build(node: DictConfig) -> Any:
         raise
 
 
+def compose_config(*overrides: str) -> DictConfig:
+    """The experiment config `python -m stance.train OVERRIDES...` would run, composed in-process."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():  # inside a Hydra job (e.g. a reader that combines corpora)
+        return compose(config_name="config", overrides=list(overrides))
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
 def load_data(name: str, *overrides: str) -> Any:
     """A corpus's DatasetDict built from its data config (`conf/data/<name>.yaml`), labels mapped as in training."""
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return build(compose(config_name="config", overrides=[f"data={name}", *overrides]).data)
+    return build(compose_config(f"data={name}", *overrides).data)
 
 
 def train(cfg: DictConfig) -> Result:

@@ -1,4 +1,5 @@
-"""`stance.analyze` and `stance analyze` on the example article, with default models trained on corpus slices."""
+"""`stance.analyze` and `stance analyze` on the example article, with default models trained on corpus slices and
+registered in a temporary MLflow store."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pandas as pd
 import pytest
 
 import stance
-from stance.analyze import default_model, render
+from stance.analyze import DEFAULT_MODELS, default_model, render, train_default
 from stance.data import STANCE_LABELS
 from stance.train import run_experiment
 
@@ -25,11 +26,12 @@ LIMIT = 400
 
 
 @pytest.fixture(scope="session")
-def models_dir(tmp_path_factory, data_root) -> Path:
-    folder = tmp_path_factory.mktemp("analyze-models")
+def registry(tmp_path_factory, data_root) -> str:
+    """A tracking store holding the default models, trained by their named experiments on slices."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('analyze-registry')}/mlflow.db"
     for kind in ("claim", "stance"):
-        default_model(kind, folder, limit=LIMIT)
-    return folder
+        train_default(kind, uri, limit=LIMIT)
+    return uri
 
 
 @pytest.fixture(scope="session")
@@ -38,8 +40,8 @@ def article(data_root) -> Path:
 
 
 @pytest.fixture(scope="session")
-def analysis(models_dir, article):
-    return stance.analyze(article.read_text(encoding="utf-8"), [TARGET, "Vladimir Putin"], models_dir=models_dir)
+def analysis(registry, article):
+    return stance.analyze(article.read_text(encoding="utf-8"), [TARGET, "Vladimir Putin"], tracking_uri=registry)
 
 
 def test_one_row_per_statement_with_scores(analysis):
@@ -84,8 +86,24 @@ def test_formats(analysis):
         render(analysis, "xml")
 
 
-def test_given_models_are_used_as_they_are(models_dir):
-    claim = default_model("claim", models_dir)
+def test_the_defaults_are_the_registered_models_of_named_experiments(registry, analysis, article):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(registry)
+    for name, experiment in DEFAULT_MODELS.values():
+        version = client.get_model_version_by_alias(name, "default")
+        assert version.version == "1"  # analysing did not train again
+        run = client.get_run(version.run_id)
+        assert run.data.tags["overrides"].startswith(f"experiment={experiment} ")
+    explicit = stance.analyze(
+        article.read_text(encoding="utf-8"), [TARGET, "Vladimir Putin"], tracking_uri=registry,
+        stance_model="models:/stance-zero-shot@default", claim_model="models:/claim-checkworthy@default",
+    ).statements  # fmt: skip
+    pd.testing.assert_frame_equal(explicit, analysis.statements)
+
+
+def test_given_models_are_used_as_they_are(registry):
+    claim = default_model("claim", registry)
     result = stance.analyze("“Taxes rose by 40% last year,” Anna Berg said.", TARGET, claim_model=claim)
     np.testing.assert_allclose(
         result.statements["claim"],
@@ -106,7 +124,7 @@ def test_given_models_are_used_as_they_are(models_dir):
 )
 def test_bad_input_is_refused_before_any_model_loads(text, targets, message):
     with pytest.raises(ValueError, match=message):
-        stance.analyze(text, targets, models_dir="/nonexistent/never/used")
+        stance.analyze(text, targets, tracking_uri="sqlite:////nonexistent/never/used.db")
 
 
 def test_a_bad_model_uri_is_one_clear_error():
@@ -132,21 +150,21 @@ def test_cli_errors_are_one_message_without_traceback(tmp_path, content, target,
     path = tmp_path / "article.txt"
     if content is not None:
         path.write_bytes(content)
-    done = cli(str(path), "--target", target, "--models-dir", str(tmp_path / "unused"))
+    done = cli(str(path), "--target", target, "--tracking-uri", f"sqlite:///{tmp_path}/unused.db")
     assert done.returncode == 1
     assert message in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.slow
-def test_cli_prints_the_table(models_dir, article):
-    done = cli(str(article), "--target", TARGET, "--models-dir", str(models_dir))
+def test_cli_prints_the_table(registry, article):
+    done = cli(str(article), "--target", TARGET, "--tracking-uri", registry)
     assert done.returncode == 0, done.stderr
     assert "Sergei Lavrov" in done.stdout and f"{TARGET}" in done.stdout
 
 
 @pytest.mark.slow
-def test_cli_uses_a_logged_claim_model(make_cfg, models_dir, article):
+def test_cli_uses_a_logged_claim_model(make_cfg, registry, article):
     cfg = make_cfg("experiment=clef_claims", "data.limit=300", "features.show_progress=false")
     logged = run_experiment(cfg)
     env = {**os.environ, "MLFLOW_TRACKING_URI": cfg.mlflow.tracking_uri}
@@ -157,15 +175,15 @@ def test_cli_uses_a_logged_claim_model(make_cfg, models_dir, article):
         TARGET,
         "--claim-model",
         uri,
-        "--models-dir",
-        str(models_dir),
+        "--tracking-uri",
+        registry,
         "--format",
         "csv",
         env=env,
     )
     assert done.returncode == 0, done.stderr
     text = article.read_text(encoding="utf-8")
-    expected = stance.analyze(text, TARGET, claim_model=logged.model, models_dir=models_dir).statements["claim"]
+    expected = stance.analyze(text, TARGET, claim_model=logged.model, tracking_uri=registry).statements["claim"]
     np.testing.assert_allclose(pd.read_csv(io.StringIO(done.stdout))["claim"], expected, atol=1e-3)
 
 
