@@ -70,22 +70,22 @@ class CrossEncoderClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y: Any) -> CrossEncoderClassifier:
         """Fine-tune on the rows' pairs, or reuse the cached weights of an identical fine-tune."""
-        pairs, labels = pairs_of(X), [str(label) for label in y]
-        if len(pairs) != len(labels):
-            raise ValueError(f"X has {len(pairs)} rows but y has {len(labels)} labels.")
-        self.classes_ = np.unique(np.asarray(y, dtype=object).astype(str))
+        pairs = pairs_of(X)
+        if len(pairs) != len(y):
+            raise ValueError(f"X has {len(pairs)} rows but y has {len(y)} labels.")
+        self.classes_, codes = finetune.label_codes(y)
         if len(self.classes_) < 2:
             raise ValueError(f"A classifier needs two classes or more; the training labels are all {self.classes_}.")
         base = model_identity(self.model)
-        key = finetune.weights_key("cross-encoder", base, finetune.data_digest(pairs, labels), self._settings())
-        train, timing = finetune.timed(lambda out: self._train(pairs, labels, out, key))
+        key = finetune.weights_key("cross-encoder", base, finetune.data_digest(pairs, codes), self._settings())
+        train, timing = finetune.timed(lambda out: self._train(pairs, codes, out, key))
         path, trained = finetune.train_once(key, train, self.cache_dir)
         self.weights_key_, self.weights_path_ = key, str(path)
         self.base_identity_, self.fit_seconds_, self.fit_cached_ = base, timing["seconds"], not trained
         log.info("cross-encoder %s: %s", key, f"trained in {timing['seconds']:.1f} s" if trained else "from cache")
         return self
 
-    def _train(self, pairs: list[list[str]], labels: list[str], out: Path, key: str) -> None:
+    def _train(self, pairs: list[list[str]], codes: list[int], out: Path, key: str) -> None:
         import torch
         from datasets import Dataset
         from sentence_transformers.cross_encoder import (
@@ -107,14 +107,11 @@ class CrossEncoderClassifier(ClassifierMixin, BaseEstimator):
                 f"Cannot load base model {self.model!r} for the cross-encoder: {type(err).__name__}: "
                 f"{str(err).splitlines()[0][:200]}. Offline, give a local folder or a packaged model (e.g. minilm)."
             ) from None
-        index = {c: i for i, c in enumerate(self.classes_)}
-        data = Dataset.from_dict(
-            {"target": [p[0] for p in pairs], "text": [p[1] for p in pairs], "label": [index[c] for c in labels]}
-        )
+        data = Dataset.from_dict({"target": [p[0] for p in pairs], "text": [p[1] for p in pairs], "label": codes})
         weight = None
         if self.class_weight == "balanced":
-            counts = np.bincount(data["label"], minlength=len(self.classes_))
-            weight = torch.tensor(len(labels) / (len(self.classes_) * np.maximum(counts, 1)), dtype=torch.float32)
+            counts = np.bincount(codes, minlength=len(self.classes_))
+            weight = torch.tensor(len(codes) / (len(self.classes_) * np.maximum(counts, 1)), dtype=torch.float32)
         args = CrossEncoderTrainingArguments(
             output_dir=str(out.parent / "checkpoints"),
             num_train_epochs=self.epochs,

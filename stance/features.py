@@ -279,13 +279,13 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         texts, targets = _columns(X, needs_target=self.target_mode == "prefix")
         if self.target_mode == "prefix":  # tune on exactly what is embedded
             texts = [f"{g}: {t}" for t, g in zip(texts, targets, strict=True)]
-        labels = [str(label) for label in y]
+        codes = finetune.label_codes(y)[1]
         settings = finetune.settings_dict(self.finetune, self.device) | {"normalize": bool(self.normalize)}
-        digest = finetune.data_digest(texts, labels)
+        digest = finetune.data_digest(texts, codes)
         key = finetune.weights_key("contrastive", model_identity(self.model), digest, settings)
         base = resolve_model_path(self.model, self.cache_dir)
         train, timing = finetune.timed(
-            lambda out: finetune.train_contrastive(base, texts, labels, self.finetune, self.device, out, key)
+            lambda out: finetune.train_contrastive(base, texts, codes, self.finetune, self.device, out, key)
         )
         path, trained = finetune.train_once(key, train, self.cache_dir)
         self.weights_key_, self.weights_path_ = key, str(path)

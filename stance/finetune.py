@@ -71,11 +71,23 @@ def _cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def data_digest(inputs: Sequence[Any], labels: Sequence[Any]) -> str:
-    """sha256 over the training rows in order: the same rows give the same weights (with the same seed)."""
+def label_codes(labels: Any) -> tuple[Any, list[int]]:
+    """The sorted classes and each label's index among them, as the trainers see labels.
+
+    Digests use the codes, not the names: names or the integer codes an ensemble passes its members
+    (`VotingClassifier` encodes labels) then address the same weights.
+    """
+    import numpy as np
+
+    classes, codes = np.unique(np.asarray(labels), return_inverse=True)
+    return classes, [int(c) for c in codes]
+
+
+def data_digest(inputs: Sequence[Any], codes: Sequence[int]) -> str:
+    """sha256 over the training rows and label codes in order: the same rows give the same weights (same seed)."""
     digest = hashlib.sha256()
-    for row, label in zip(inputs, labels, strict=True):
-        digest.update(json.dumps([row, str(label)], ensure_ascii=False).encode())
+    for row, code in zip(inputs, codes, strict=True):
+        digest.update(json.dumps([row, int(code)], ensure_ascii=False).encode())
         digest.update(b"\n")
     return digest.hexdigest()
 
@@ -149,7 +161,7 @@ def loss_logger(name: str) -> Any:
 
 
 def train_contrastive(
-    base_path: str, texts: list[str], labels: list[Any], settings: Contrastive, device: str, out: Path, name: str
+    base_path: str, texts: list[str], codes: list[int], settings: Contrastive, device: str, out: Path, name: str
 ) -> None:
     """Fine-tune a sentence-transformers body with SetFit's trainer (contrastive pairs) and save it into `out`."""
     import torch
@@ -179,8 +191,7 @@ def train_contrastive(
         report_to="none",
         save_strategy="no",
     )
-    ids = {label: i for i, label in enumerate(sorted(set(map(str, labels))))}
-    data = Dataset.from_dict({"text": texts, "label": [ids[str(label)] for label in labels]})
+    data = Dataset.from_dict({"text": texts, "label": list(codes)})
     trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=[loss_logger(name)])
     bf16 = resolve_precision(settings.precision, device) == "bfloat16"
     with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
