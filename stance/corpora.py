@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import html
 import json
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from datasets import DatasetDict
 from stance.data import (
     STANCE_LABELS,
     DataError,
+    Report,
     carve_validation,
     check_labels,
     check_texts,
@@ -30,6 +32,8 @@ from stance.data import (
     read_table,
 )
 from stance.official import FNC_LABELS
+
+log = logging.getLogger(__name__)
 
 
 def semeval2016_task6(
@@ -79,12 +83,19 @@ def _done(
     label_map: Mapping | None,
     limit: int | None,
     seed: int,
+    report: Report | None = None,
 ) -> DatasetDict:
-    """`finish` with the config's labels and map; without them a corpus keeps its own label names."""
+    """`finish` with the config's labels and map; without them a corpus keeps its own label names.
+
+    `report` (rows the reader dropped) becomes the DatasetDict's `report`, which training adds to its data report.
+    """
     # Hydra passes DictConfig/ListConfig, and YAML keys such as 0 arrive as ints: make both plain strings.
     mapping = {str(key): str(value) for key, value in (label_map or {}).items()}
     names = [str(x) for x in labels] if labels is not None else list(dict.fromkeys(mapping.get(x, x) for x in raw))
-    return finish(splits, names, mapping, limit, seed)
+    data = finish(splits, names, mapping, limit, seed)
+    if report is not None:
+        data.report = report
+    return data
 
 
 def _carve_groups(train: pd.DataFrame, size: float, seed: int, by: str = "group") -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -141,6 +152,62 @@ def _check_record_texts(frame: pd.DataFrame, path: Path, key: str) -> None:
     empty = frame[frame["text"].str.strip() == ""]
     if len(empty):
         raise DataError(f"{path}, {key} {empty[key].iloc[0]}: empty text. Remove the record or fill in its text.")
+
+
+def _check_constant(frame: pd.DataFrame, column: str, expected: str, path: Path) -> None:
+    """Raise if a column that names the file's split or target holds anything else, naming file, line and value."""
+    bad = frame[column] != expected
+    if bad.any():
+        index = int(bad.to_numpy().nonzero()[0][0])
+        raise DataError(
+            f"{path}, line {index + 2}, column '{column}': {frame[column].iloc[index]!r}, but every row of this file "
+            f"must be {expected!r}. The file is misnamed or its rows are mixed up; restore it from its source."
+        )
+
+
+def _normalized(text: pd.Series) -> pd.Series:
+    """Lowercased text with whitespace runs collapsed: how SOURCE.md counts repeats and overlaps."""
+    return text.str.lower().str.split().str.join(" ")
+
+
+def _drop_held_out(
+    splits: dict[str, pd.DataFrame], held_out: set[str], corpus: str, reason: str, where: str, report: Report
+) -> dict[str, pd.DataFrame]:
+    """Drop train/validation rows whose normalized text is in `held_out`, logging and counting each drop."""
+    out = dict(splits)
+    for split in [s for s in ("train", "validation") if s in out]:
+        hit = _normalized(out[split]["text"]).isin(held_out)
+        if hit.any():
+            message = (
+                f"{corpus} {split}: dropped {int(hit.sum())} row(s) whose text (lowercased, whitespace collapsed) "
+                f"also occurs in {where}, e.g. {out[split]['text'][hit].iloc[0][:60]!r}."
+            )
+            log.warning(message)
+            report.warnings.append(message)
+            report.dropped[f"{reason}/{split}"] = int(hit.sum())
+            out[split] = out[split][~hit]
+    return out
+
+
+def _drop_test_leaks(splits: dict[str, pd.DataFrame], corpus: str, report: Report) -> dict[str, pd.DataFrame]:
+    """Drop train/validation rows whose text is also a test text of the same corpus (test itself is kept whole)."""
+    return _drop_held_out(splits, set(_normalized(splits["test"]["text"])), corpus, "test_leak", "test", report)
+
+
+def _drop_overlap_with(
+    splits: dict[str, pd.DataFrame], others: Sequence[str], root: str | None, corpus: str, report: Report
+) -> dict[str, pd.DataFrame]:
+    """Drop train/validation rows whose text is in the test split of each corpus named in `others`."""
+    for other in others:
+        if other not in CORPORA or other == corpus:
+            choices = [name for name in CORPORA if name != corpus]
+            raise DataError(f"{corpus}: exclude_overlap_with names {other!r}; choose corpora from {choices}.")
+        held_out = CORPORA[other]["reader"](root=root)
+        if "test" not in held_out:
+            raise DataError(f"{corpus}: exclude_overlap_with names {other!r}, which has no test split.")
+        texts = set(_normalized(pd.Series(held_out["test"]["text"], dtype=str)))
+        splits = _drop_held_out(splits, texts, corpus, f"overlap/{other}", f"{other} test", report)
+    return splits
 
 
 # --- stance ----------------------------------------------------------------------------------------------------------
@@ -498,6 +565,196 @@ def multitarget_stance_election2016(
     return _done(splits, STANCE_LABELS, labels, label_map, limit, seed)
 
 
+_ARGKP_FILES = {
+    "train": "kpm_data/arguments_train.csv",
+    "validation": "kpm_data/arguments_dev.csv",
+    "test": "test_data/arguments_test.csv",
+}
+_ARGKP_LABELS = ["1", "-1"]
+
+
+def ibm_argkp2021(
+    root: str | None = None,
+    exclude_overlap_with: Sequence[str] = (),
+    labels: Sequence[str] | None = None,
+    label_map: Mapping[str, str] | None = None,
+    seed: int = 13,
+    limit: int | None = None,
+) -> DatasetDict:
+    """IBM ArgKP-2021 argument stance: text = argument, target = debate motion; official topic-disjoint splits.
+
+    Stance 1/-1 = pro/con (no NONE). `id` is `arg_id` (unique within a split only), `group` the motion. The two
+    test arguments that differ only in spacing are both kept (the official test set). `exclude_overlap_with`
+    (e.g. [ibm_argq_30k]) drops train/validation arguments that occur in those corpora's test splits: 1,168 ArgKP
+    train arguments are ArgQ test arguments. Key points and match labels are not read.
+    """
+    paths = corpus_files(root, "ibm_argkp2021", list(_ARGKP_FILES.values()))
+    splits = {split: _read_argkp(path) for split, path in zip(_ARGKP_FILES, paths, strict=True)}
+    report = Report()
+    splits = _drop_test_leaks(splits, "ibm_argkp2021", report)
+    splits = _drop_overlap_with(splits, exclude_overlap_with, root, "ibm_argkp2021", report)
+    return _done(splits, _ARGKP_LABELS, labels, label_map, limit, seed, report)
+
+
+def _read_argkp(path: Path) -> pd.DataFrame:
+    raw = read_table(path, ["arg_id", "argument", "topic", "stance"], encoding="utf-8")
+    check_labels(raw, "stance", _ARGKP_LABELS, path)
+    frame = pd.DataFrame(
+        {
+            "id": raw["arg_id"],
+            "text": raw["argument"],
+            "target": raw["topic"],
+            "group": raw["topic"],
+            "label": raw["stance"],
+        }
+    )
+    check_texts(frame, path)
+    return frame
+
+
+# Split -> (file, its `set` value).
+_ARGQ_FILES = {
+    "train": ("raw_train_all_onecol.csv", "train"),
+    "validation": ("raw_val_all_onecol.csv", "dev"),
+    "test": ("raw_test_all_onecol.csv", "test"),
+}
+
+
+def ibm_argq_30k(
+    root: str | None = None,
+    exclude_overlap_with: Sequence[str] = (),
+    labels: Sequence[str] | None = None,
+    label_map: Mapping[str, str] | None = None,
+    seed: int = 13,
+    limit: int | None = None,
+) -> DatasetDict:
+    """IBM-ArgQ-Rank-30kArgs argument stance (ZeroStance copy): text = argument, target = motion; official splits.
+
+    FAVOR/AGAINST only; quality scores are not in this copy. `group` is the motion. The 2 train texts that repeat
+    up to case and spacing are kept. `exclude_overlap_with` (e.g. [ibm_argkp2021]) drops train/validation arguments
+    that occur in those corpora's test splits (none for ArgKP, whose test topics are new; the leak runs the other way,
+    see `ibm_argkp2021`).
+    """
+    paths = corpus_files(root, "ibm_argq_30k", [name for name, _ in _ARGQ_FILES.values()])
+    splits = {
+        split: _read_argq(path, set_value)
+        for (split, (_, set_value)), path in zip(_ARGQ_FILES.items(), paths, strict=True)
+    }
+    report = Report()
+    splits = _drop_test_leaks(splits, "ibm_argq_30k", report)
+    splits = _drop_overlap_with(splits, exclude_overlap_with, root, "ibm_argq_30k", report)
+    return _done(splits, ["FAVOR", "AGAINST"], labels, label_map, limit, seed, report)
+
+
+def _read_argq(path: Path, set_value: str) -> pd.DataFrame:
+    raw = read_table(path, ["Tweet", "Target 1", "Stance 1", "set"], encoding="utf-8")
+    check_labels(raw, "Stance 1", ["FAVOR", "AGAINST"], path)
+    _check_constant(raw, "set", set_value, path)
+    frame = pd.DataFrame(
+        {"text": raw["Tweet"], "target": raw["Target 1"], "group": raw["Target 1"], "label": raw["Stance 1"]}
+    )
+    check_texts(frame, path)
+    return frame
+
+
+# File name part -> the target each file holds.
+_PSTANCE_TARGETS = {"trump": "Donald Trump", "biden": "Joe Biden", "bernie": "Bernie Sanders"}
+_PSTANCE_SPLITS = {"train": "train", "validation": "val", "test": "test"}
+
+
+def pstance(
+    root: str | None = None,
+    keep_none: bool = False,
+    labels: Sequence[str] | None = None,
+    label_map: Mapping[str, str] | None = None,
+    seed: int = 13,
+    limit: int | None = None,
+) -> DatasetDict:
+    """P-Stance political tweets on three targets; official train/val/test, FAVOR/AGAINST unless `keep_none`.
+
+    The paper's benchmark (21,574 tweets) has no NONE rows; these files add 2,490, which `keep_none=true` keeps
+    (labels then AGAINST/FAVOR/NONE). Dropped NONE rows are counted in the report. One train and one validation
+    tweet that are also test tweets are dropped; the train tweet repeated with conflicting labels is kept.
+    """
+    names = [f"raw_{prefix}_{key}.csv" for prefix in _PSTANCE_SPLITS.values() for key in _PSTANCE_TARGETS]
+    paths = iter(corpus_files(root, "pstance", names))
+    splits = {
+        split: pd.concat(
+            [_read_pstance(next(paths), target) for target in _PSTANCE_TARGETS.values()], ignore_index=True
+        )
+        for split in _PSTANCE_SPLITS
+    }
+    report = Report()
+    if not keep_none:
+        for split, frame in splits.items():
+            none = frame["label"] == "NONE"
+            report.dropped[f"none_label/{split}"] = int(none.sum())
+            splits[split] = frame[~none]
+        # The documented default (the official benchmark), so info rather than a warning.
+        log.info("pstance: keep_none=false dropped the extra NONE rows: %s", report.dropped)
+    splits = _drop_test_leaks(splits, "pstance", report)
+    raw = [*STANCE_LABELS] if keep_none else ["AGAINST", "FAVOR"]
+    return _done(splits, raw, labels, label_map, limit, seed, report)
+
+
+def _read_pstance(path: Path, target: str) -> pd.DataFrame:
+    raw = read_table(path, ["Tweet", "Target", "Stance"], encoding="utf-8")
+    check_labels(raw, "Stance", STANCE_LABELS, path)
+    _check_constant(raw, "Target", target, path)
+    frame = pd.DataFrame({"text": raw["Tweet"], "target": raw["Target"], "label": raw["Stance"]})
+    check_texts(frame, path)
+    return frame
+
+
+# File name part -> the target as the paper words it (the files say e.g. "fauci").
+COVID19_TARGETS = {
+    "face_masks": "Wearing a Face Mask",
+    "fauci": "Anthony S. Fauci, M.D.",
+    "school_closures": "Keeping Schools Closed",
+    "stay_at_home_orders": "Stay at Home Orders",
+}
+
+
+def covid19_stance(
+    root: str | None = None,
+    labels: Sequence[str] | None = None,
+    label_map: Mapping[str, str] | None = None,
+    seed: int = 13,
+    limit: int | None = None,
+) -> DatasetDict:
+    """COVID-19-Stance tweets on four targets (hydrated copy); official train/val/test, FAVOR/AGAINST/NONE.
+
+    target is the paper's wording ("Wearing a Face Mask"), `topic` the file's short name ("face_masks"), `id` the
+    tweet id. Opinion-towards and sentiment annotations are not read.
+    """
+    names = [f"{key}_{split}.csv" for split in ("train", "val", "test") for key in COVID19_TARGETS]
+    paths = iter(corpus_files(root, "covid19_stance", names))
+    splits = {
+        split: pd.concat([_read_covid19(next(paths), key) for key in COVID19_TARGETS], ignore_index=True)
+        for split in ("train", "validation", "test")
+    }
+    report = Report()
+    splits = _drop_test_leaks(splits, "covid19_stance", report)
+    return _done(splits, STANCE_LABELS, labels, label_map, limit, seed, report)
+
+
+def _read_covid19(path: Path, key: str) -> pd.DataFrame:
+    raw = read_table(path, ["Tweet", "Target", "Stance", "Tweet Id"], encoding="utf-8")
+    check_labels(raw, "Stance", STANCE_LABELS, path)
+    _check_constant(raw, "Target", key, path)
+    frame = pd.DataFrame(
+        {
+            "id": raw["Tweet Id"],
+            "text": raw["Tweet"],
+            "target": COVID19_TARGETS[key],
+            "topic": raw["Target"],
+            "label": raw["Stance"],
+        }
+    )
+    check_texts(frame, path)
+    return frame
+
+
 # --- sentiment ------------------------------------------------------------------------------------------------------
 
 _NEWSMTSC_FILES = ("train", "devtest_mt", "devtest_rw")
@@ -676,6 +933,10 @@ CORPORA: dict[str, dict] = {
     "fnc1": {"reader": fnc1, "task": "stance"},
     "vast_devtest": {"reader": vast_devtest, "task": "stance"},
     "multitarget_stance_election2016": {"reader": multitarget_stance_election2016, "task": "stance"},
+    "ibm_argkp2021": {"reader": ibm_argkp2021, "task": "stance"},
+    "ibm_argq_30k": {"reader": ibm_argq_30k, "task": "stance"},
+    "pstance": {"reader": pstance, "task": "stance"},
+    "covid19_stance": {"reader": covid19_stance, "task": "stance"},
     "newsmtsc": {"reader": newsmtsc, "task": "sentiment"},
     "clef2019_checkthat_task1": {"reader": clef2019_checkthat_task1, "task": "claim"},
     "ag_news_test": {"reader": ag_news_test, "task": "topic"},

@@ -154,14 +154,24 @@ def _where(rows: pd.DataFrame) -> str:
     return ", ".join(map(str, examples))
 
 
+def reader_report(data: Mapping) -> Report:
+    """A copy of the rows a corpus reader dropped (the DatasetDict's `report` attribute), else an empty report."""
+    found = getattr(data, "report", None) or Report()
+    return Report(list(found.warnings), dict(found.dropped))
+
+
 def validate(
-    frames: dict[str, pd.DataFrame], drop_duplicates: bool = False, drop_leaked: bool = False
+    frames: dict[str, pd.DataFrame],
+    drop_duplicates: bool = False,
+    drop_leaked: bool = False,
+    report: Report | None = None,
 ) -> tuple[dict[str, pd.DataFrame], Report]:
     """Warn about duplicate (text, target) rows within a split, conflicting labels, and texts shared with test.
 
-    Rows are dropped only when asked, and every drop is counted in the report.
+    Rows are dropped only when asked, and every drop is counted in the report, which extends `report` if given
+    (e.g. `reader_report(data)`, the rows the corpus reader already dropped).
     """
-    report, out = Report(), dict(frames)
+    report, out = report or Report(), dict(frames)
     for split, data in frames.items():
         repeated = data.duplicated(["text", "target"], keep="first")
         if repeated.any():

@@ -15,7 +15,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from stance.data import DataError, Report, to_frame, validate
+from stance.data import DataError, Report, reader_report, to_frame, validate
 from stance.features import ModelLoadError
 from stance.metrics import F_AVG_CLASSES, Evaluation, evaluate, f_avg, macro_f1
 from stance.model import PriorAdjusted, build_model, tune_class_weights
@@ -71,8 +71,9 @@ def train(cfg: DictConfig) -> Result:
     """Build data, features and classifier from config, fit on train, evaluate on validation and test."""
     start = time.perf_counter()
     data, task = build(cfg.data), build(cfg.task)
-    frames, report = validate({split: to_frame(ds) for split, ds in data.items()}, **cfg.data_checks)
-    for warning in report.warnings:
+    dropped = reader_report(data)
+    frames, report = validate({split: to_frame(ds) for split, ds in data.items()}, **cfg.data_checks, report=dropped)
+    for warning in report.warnings[len(dropped.warnings) :]:  # the reader logged its own when it dropped the rows
         log.warning("data: %s", warning)
     if "train" not in frames:
         raise DataError(f"Data config {cfg.data._target_} has no train split (splits: {list(frames)}).")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import shutil
 from collections import Counter
 
@@ -11,8 +12,18 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from stance.corpora import CORPORA, fnc1, ibm_claim_stance, newsmtsc, tweeteval_stance, vast_devtest
-from stance.data import DataError, to_frame
+from stance.corpora import (
+    CORPORA,
+    fnc1,
+    ibm_argkp2021,
+    ibm_argq_30k,
+    ibm_claim_stance,
+    newsmtsc,
+    pstance,
+    tweeteval_stance,
+    vast_devtest,
+)
+from stance.data import DataError, reader_report, to_frame, validate
 from stance.official import fnc_score
 from tests.conftest import CONF
 
@@ -31,6 +42,15 @@ def counts(frame: pd.DataFrame, column: str = "label") -> dict[str, int]:
 
 def train_and_validation(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.concat([frames["train"], frames["validation"]], ignore_index=True)
+
+
+def normalized(frame: pd.DataFrame) -> set[str]:
+    """Texts lowercased with whitespace collapsed, as SOURCE.md compares them."""
+    return set(frame["text"].str.lower().str.split().str.join(" "))
+
+
+def sizes(frames: dict[str, pd.DataFrame]) -> dict[str, int]:
+    return {split: len(frame) for split, frame in frames.items()}
 
 
 def test_registry_matches_configs():
@@ -145,6 +165,115 @@ def test_multitarget_one_row_per_tweet_target_pair(data_root):
     assert counts(frames["train"], "topic")["Donald Trump|Hillary Clinton"] == 2 * 1240
     assert frames["train"].groupby("group")["target"].nunique().eq(2).all()
     assert "Hilary Clinton" not in set(frames["test"]["target"])
+
+
+def test_ibm_argkp2021_counts_and_topic_disjoint_splits(data_root):
+    frames = load("ibm_argkp2021")
+    # SOURCE.md: train 5,583 = 2,883 pro / 2,700 con (24 topics); dev 932 = 472 / 460 (4); test 723 = 446 / 277 (3).
+    assert counts(frames["train"]) == {"FAVOR": 2883, "AGAINST": 2700}
+    assert counts(frames["validation"]) == {"FAVOR": 472, "AGAINST": 460}
+    assert counts(frames["test"]) == {"FAVOR": 446, "AGAINST": 277}
+    assert counts(frames["test"], "original_label") == {"1": 446, "-1": 277}
+    topics = {split: set(f["group"]) for split, f in frames.items()}
+    assert [len(t) for t in topics.values()] == [24, 4, 3]
+    assert not topics["train"] & topics["validation"] and not topics["test"] & (topics["train"] | topics["validation"])
+    assert not normalized(train_and_validation(frames)) & normalized(frames["test"])
+    # The two test arguments that differ only in spacing are both kept: the official test set.
+    assert len(normalized(frames["test"])) == 722
+
+
+def test_ibm_argq_30k_counts_and_topic_disjoint_splits(data_root):
+    frames = load("ibm_argq_30k")
+    # SOURCE.md: train 20,974 = 10,648 FAVOR / 10,326 AGAINST (49 topics); dev 3,208 = 1,622 / 1,586 (7);
+    # test 6,315 = 3,178 / 3,137 (15).
+    assert counts(frames["train"]) == {"FAVOR": 10648, "AGAINST": 10326}
+    assert counts(frames["validation"]) == {"FAVOR": 1622, "AGAINST": 1586}
+    assert counts(frames["test"]) == {"FAVOR": 3178, "AGAINST": 3137}
+    assert [f["target"].nunique() for f in frames.values()] == [49, 7, 15]
+    assert not set(train_and_validation(frames)["target"]) & set(frames["test"]["target"])
+    assert not normalized(train_and_validation(frames)) & normalized(frames["test"])
+
+
+def test_argkp_argq_overlap_removal(data_root, caplog):
+    root = str(data_root)
+    argq_test = normalized(load("ibm_argq_30k")["test"])
+    plain = {split: to_frame(ds) for split, ds in ibm_argkp2021(root=root).items()}
+    # SOURCE.md: 1,168 ArgKP train arguments are ArgQ test arguments (1,089 of them only up to case and spacing);
+    # no ArgKP dev or test argument is.
+    assert [len(normalized(f) & argq_test) for f in plain.values()] == [1168, 0, 0]
+    with caplog.at_level(logging.WARNING, logger="stance.corpora"):
+        data = ibm_argkp2021(root=root, exclude_overlap_with=["ibm_argq_30k"])
+    frames = {split: to_frame(ds) for split, ds in data.items()}
+    assert sizes(frames) == {"train": 5583 - 1168, "validation": 932, "test": 723}
+    assert counts(frames["train"]) == {"1": 2883 - 595, "-1": 2700 - 573}  # called without a label_map
+    assert not normalized(train_and_validation(frames)) & argq_test
+    assert data.report.dropped == {"overlap/ibm_argq_30k/train": 1168}
+    assert "ibm_argkp2021 train: dropped 1168 row(s)" in caplog.text and "ibm_argq_30k test" in caplog.text
+    # Training adds the reader's drops to its own data report (logged to MLflow as data/dropped/...).
+    _, report = validate(frames, report=reader_report(data))
+    assert report.dropped == {"overlap/ibm_argq_30k/train": 1168}
+    # The other way round nothing leaks: ArgKP's test topics are not ArgQ topics.
+    reverse = ibm_argq_30k(root=root, exclude_overlap_with=["ibm_argkp2021"])
+    assert {split: ds.num_rows for split, ds in reverse.items()} == {"train": 20974, "validation": 3208, "test": 6315}
+    assert reverse.report.dropped == {}
+    with pytest.raises(DataError, match="exclude_overlap_with names 'argq'; choose corpora from"):
+        ibm_argkp2021(root=root, exclude_overlap_with=["argq"])
+
+
+def test_pstance_official_benchmark_and_keep_none(data_root, caplog):
+    frames = load("pstance")
+    # SOURCE.md without NONE (the paper's 21,574): train 17,224 = 8,877 AGAINST / 8,347 FAVOR; val 2,193 = 1,141 /
+    # 1,052; test 2,157 = 1,125 / 1,032. Here one train and one val AGAINST tweet fewer: they are also test tweets.
+    assert counts(frames["train"]) == {"AGAINST": 8877 - 1, "FAVOR": 8347}
+    assert counts(frames["validation"]) == {"AGAINST": 1141 - 1, "FAVOR": 1052}
+    assert counts(frames["test"]) == {"AGAINST": 1125, "FAVOR": 1032}
+    assert counts(frames["test"], "target") == {"Donald Trump": 777, "Joe Biden": 745, "Bernie Sanders": 635}
+    assert not normalized(train_and_validation(frames)) & normalized(frames["test"])
+    with caplog.at_level(logging.WARNING, logger="stance.corpora"):
+        data = pstance(root=str(data_root), keep_none=True, label_map={"NONE": "NONE"})
+    assert data["train"].features["label"].names == ["AGAINST", "FAVOR", "NONE"]
+    full = {split: to_frame(ds) for split, ds in data.items()}
+    # SOURCE.md with NONE: 19,228 / 2,462 / 2,374 rows, NONE 2,004 / 269 / 217.
+    assert sizes(full) == {"train": 19228 - 1, "validation": 2462 - 1, "test": 2374}
+    assert [counts(f)["NONE"] for f in full.values()] == [2004, 269, 217]
+    assert data.report.dropped == {"test_leak/train": 1, "test_leak/validation": 1}
+    assert "pstance validation: dropped 1 row(s)" in caplog.text
+    official = pstance(root=str(data_root))
+    assert official.report.dropped["none_label/train"] == 2004 and official["test"].features["label"].names == [
+        "AGAINST",
+        "FAVOR",
+    ]
+
+
+def test_covid19_counts_targets_and_ids(data_root):
+    frames = load("covid19_stance")
+    # SOURCE.md: train 4,533 = 1,442 AGAINST / 1,464 FAVOR / 1,627 NONE; val and test 800 = 243 / 263 / 294 each.
+    assert counts(frames["train"]) == {"AGAINST": 1442, "FAVOR": 1464, "NONE": 1627}
+    assert counts(frames["validation"]) == counts(frames["test"]) == {"AGAINST": 243, "FAVOR": 263, "NONE": 294}
+    assert counts(frames["train"], "target") == {
+        "Wearing a Face Mask": 1307,
+        "Anthony S. Fauci, M.D.": 1464,
+        "Keeping Schools Closed": 790,
+        "Stay at Home Orders": 972,
+    }
+    assert counts(frames["test"], "topic") == {
+        key: 200 for key in ["face_masks", "fauci", "school_closures", "stay_at_home_orders"]
+    }
+    school = frames["test"][frames["test"]["topic"] == "school_closures"]
+    assert counts(school) == {"AGAINST": 42, "FAVOR": 103, "NONE": 55}
+    assert frames["test"]["id"].str.fullmatch(r"\d{19}").all()
+    assert not normalized(train_and_validation(frames)) & normalized(frames["test"])
+
+
+def test_pstance_file_with_another_target_names_line(tmp_path, data_root):
+    shutil.copytree(data_root / "pstance", tmp_path / "pstance")
+    path = tmp_path / "pstance" / "raw_val_biden.csv"
+    path.chmod(0o644)
+    lines = path.read_text(encoding="utf-8").split("\n")
+    lines[3] = lines[3].replace(",Joe Biden,", ",Donald Trump,")
+    path.write_text("\n".join(lines), encoding="utf-8")
+    with pytest.raises(DataError, match=r"raw_val_biden.csv, line 4, column 'Target': 'Donald Trump', but every row"):
+        pstance(root=str(tmp_path))
 
 
 def test_newsmtsc_counts_and_validation_choices(data_root):
