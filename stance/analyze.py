@@ -223,7 +223,7 @@ def default_model(kind: str, models_dir: str | os.PathLike | None = None, limit:
 
 
 def corpus(name: str, limit: int | None = None) -> dict[str, pd.DataFrame]:
-    """A corpus's splits as frames, labels mapped as its data config (`conf/data/<name>.yaml`) says."""
+    """A corpus's splits as frames, labels mapped as its data config (`stance/conf/data/<name>.yaml`) says."""
     from stance.data import to_frame
     from stance.train import load_data
 
