@@ -23,6 +23,8 @@ import pandas as pd
 from mlflow.models import infer_signature
 
 PYFUNC_NAME = "model"
+# Where MLflow puts a pyfunc model's artifacts, relative to the model folder (holds the stance wheel).
+MODEL_WHEEL_DIR = "artifacts"
 log = logging.getLogger(__name__)
 
 
@@ -269,15 +271,27 @@ def predict_frame(model: Any, data: pd.DataFrame, task: dict[str, Any] | None = 
 def log_model(
     model: Any, example: pd.DataFrame, metadata: dict[str, Any], requirements: list[str], task: dict[str, Any]
 ) -> str:
-    """Log the fitted pipeline as a pyfunc model with signature and input example; returns its URI."""
+    """Log the fitted pipeline as a pyfunc model with signature and input example; returns its URI.
+
+    The model is self-contained: it carries a wheel of the running `stance` package, named in its requirements.txt
+    by a path relative to the model folder (`artifacts/stance-<version>-py3-none-any.whl`), which is how MLflow's
+    environment managers resolve it (they install with the model folder as working directory). A wheel rather than
+    MLflow's `code_paths`: code paths only help `mlflow.pyfunc.load_model`, while the wheel also makes `import
+    stance` (hence `stance.load_model`, the `stance` command and Spark executors built from the requirements) work
+    in an environment made from the model alone, and it brings the package's own dependencies with it.
+    """
+    from stance.wheel import build_wheel
+
     with tempfile.TemporaryDirectory() as tmp:
         path = dump_pipeline(model, Path(tmp))
         if path.suffix == ".skops":
             requirements = [*requirements, f"skops=={importlib.metadata.version('skops')}"]
+        wheel = build_wheel(Path(tmp) / "wheel")
+        requirements = [*requirements, f"{MODEL_WHEEL_DIR}/{wheel.name}"]
         info = mlflow.pyfunc.log_model(
             name=PYFUNC_NAME,
             python_model=str(Path(__file__).with_name("pyfunc_model.py")),
-            artifacts={"pipeline": str(path)},
+            artifacts={"pipeline": str(path), "stance_wheel": str(wheel)},
             signature=infer_signature(example, predict_frame(model, example, task)),
             input_example=example,
             pip_requirements=requirements,
