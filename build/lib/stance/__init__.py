@@ -1,0 +1,16 @@
+"""stance: stance, topic and claim classification experiments with embeddings, scikit-learn, Hydra and MLflow."""
+
+from typing import Any
+
+# A light module (its heavy imports happen on call). Imported, not wrapped: importing the submodule `stance.analyze`
+# later would rebind the package attribute `stance.analyze` to the module, replacing a wrapper function.
+from stance.analyze import analyze
+
+__all__ = ["analyze", "load_model"]
+
+
+def load_model(uri: str) -> Any:
+    """Load a logged model (`runs:/<id>/model`, `models:/<name>@<alias>` or a local path) as a fitted pipeline."""
+    from stance.tracking import load_model as _load
+
+    return _load(uri)

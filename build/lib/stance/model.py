@@ -1,0 +1,212 @@
+"""A model is one scikit-learn Pipeline([features, classifier]), optionally one per target, logged as MLflow pyfunc."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.pipeline import Pipeline
+
+
+class PerTarget(ClassifierMixin, BaseEstimator):
+    """One clone of `estimator` per target, plus a joint clone for unseen targets and targets with too little data.
+
+    A target gets its own model when it has at least `min_samples` rows and two or more classes, each with at least
+    `min_per_class` rows; the joint model answers for the others.
+    """
+
+    def __init__(self, estimator: Any, fallback: bool = True, min_samples: int = 20, min_per_class: int = 3):
+        self.estimator = estimator
+        self.fallback = fallback
+        self.min_samples = min_samples
+        self.min_per_class = min_per_class
+
+    def fit(self, X: pd.DataFrame, y: Any) -> PerTarget:
+        """Fit one estimator per target with enough data (and the joint fallback)."""
+        y = np.asarray(y)
+        self.classes_ = np.unique(y)
+        targets = target_column(X)
+        self.estimators_ = {}
+        for target in np.unique(targets):
+            rows = targets == target
+            counts = np.unique(y[rows], return_counts=True)[1]
+            if rows.sum() >= self.min_samples and len(counts) > 1 and counts.min() >= self.min_per_class:
+                self.estimators_[target] = clone(self.estimator).fit(X[rows], y[rows])
+        self.fallback_ = clone(self.estimator).fit(X, y) if self.fallback else None
+        if self.fallback_ is None and len(self.estimators_) < len(np.unique(targets)):
+            raise ValueError("Some targets have too little data for their own model; set fallback=True.")
+        return self
+
+    def _route(self, X: pd.DataFrame) -> list[tuple[Any, np.ndarray]]:
+        """(estimator, row mask) pairs: one per seen target, and one joint call for all other targets' rows."""
+        targets = target_column(X)
+        own = np.isin(targets, list(self.estimators_))
+        if not own.all() and self.fallback_ is None:
+            unseen = sorted(set(targets[~own]))
+            raise ValueError(f"Targets {unseen[:5]} have no model of their own and this model has no joint fallback.")
+        routes = [(self.estimators_[t], targets == t) for t in np.unique(targets[own])]
+        return routes + ([(self.fallback_, ~own)] if not own.all() else [])
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Class probabilities, columns in `classes_` order, from each row's target model."""
+        out = np.zeros((len(X), len(self.classes_)))
+        for est, rows in self._route(X):
+            columns = np.searchsorted(self.classes_, est.classes_)
+            out[np.ix_(rows, columns)] = est.predict_proba(X[rows])
+        return out
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """The most probable class per row."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+def target_column(X: Any) -> np.ndarray:
+    """The `target` column; a ValueError naming the column (and the row) when it is missing or not all strings."""
+    if not isinstance(X, pd.DataFrame) or "target" not in X.columns:
+        found = list(X.columns) if isinstance(X, pd.DataFrame) else type(X).__name__
+        raise ValueError(f"Input frame lacks column(s) ['target']; it has {found}. Give `text` and `target`.")
+    bad = ~X["target"].map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
+    if bad.any():
+        row = X.index[bad.argmax()]
+        raise ValueError(f"Input row {row}, column 'target': expected a string, got {X['target'][row]!r}.")
+    return X["target"].to_numpy()
+
+
+class PriorAdjusted(ClassifierMixin, BaseEstimator):
+    """Rescale a classifier's class probabilities by per-class weights (e.g. tuned on validation), then argmax."""
+
+    def __init__(self, estimator: Any, class_weights: dict[str, float] | None = None):
+        self.estimator = estimator
+        self.class_weights = class_weights
+
+    def fit(self, X: pd.DataFrame, y: Any) -> PriorAdjusted:
+        """Fit the wrapped estimator (a no-op for a `FrozenEstimator`)."""
+        self.estimator_ = clone(self.estimator).fit(X, y)
+        self.classes_ = self.estimator_.classes_
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Weighted probabilities, renormalised to sum to one."""
+        weights = np.array([(self.class_weights or {}).get(str(c), 1.0) for c in self.classes_])
+        proba = self.estimator_.predict_proba(X) * weights
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """The class with the highest weighted probability."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+def tune_class_weights(
+    model: Any,
+    X: pd.DataFrame,
+    y: Any,
+    score: Any,
+    grid: tuple[float, ...] = (0.5, 0.6, 0.7, 0.85, 1.0, 1.2, 1.4, 1.7, 2.0),
+) -> dict[str, float]:
+    """Per-class probability weights that maximise `score(y, predicted)` on held-out data (first class fixed at 1)."""
+    import itertools
+
+    proba, classes = model.predict_proba(X), model.classes_
+    best, best_score = (1.0,) * len(classes), -np.inf
+    for rest in itertools.product(grid, repeat=len(classes) - 1):
+        weights = (1.0, *rest)
+        value = score(y, classes[(proba * weights).argmax(axis=1)])
+        if value > best_score + 1e-12:
+            best, best_score = weights, value
+    return {str(c): float(w) for c, w in zip(classes, best, strict=True)}
+
+
+class MultiLabel(ClassifierMixin, BaseEstimator):
+    """Label sets: one-vs-rest binary classifiers over shared features, each with its own decision threshold."""
+
+    def __init__(self, estimator: Any, thresholds: dict[str, float] | None = None):
+        self.estimator = estimator
+        self.thresholds = thresholds
+
+    def fit(self, X: pd.DataFrame, y: Any) -> MultiLabel:
+        """Fit on `y`, a list of label lists."""
+        from sklearn.preprocessing import MultiLabelBinarizer
+
+        self.binarizer_ = MultiLabelBinarizer().fit(y)
+        self.classes_ = self.binarizer_.classes_
+        self.estimator_ = clone(self.estimator).fit(X, self.binarizer_.transform(y))
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Probability of each label, columns in `classes_` order."""
+        return self.estimator_.predict_proba(X)
+
+    def indicators(self, X: pd.DataFrame) -> np.ndarray:
+        """Label indicator matrix after each label's threshold."""
+        cut = np.array([(self.thresholds or {}).get(str(c), 0.5) for c in self.classes_])
+        return (self.predict_proba(X) >= cut).astype(int)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """The label set of each row, as a tuple."""
+        out = np.empty(len(X), dtype=object)
+        out[:] = self.binarizer_.inverse_transform(self.indicators(X))
+        return out
+
+    def tune_thresholds(self, X: pd.DataFrame, y: Any) -> MultiLabel:
+        """Set each label's threshold to the one maximising its F1 on held-out data (e.g. validation)."""
+        from sklearn.metrics import f1_score
+
+        proba, truth = self.predict_proba(X), self.binarizer_.transform(y)
+        grid = np.linspace(0.05, 0.95, 19)
+        self.thresholds = {
+            str(c): float(max(grid, key=lambda t: f1_score(truth[:, i], proba[:, i] >= t, zero_division=0)))
+            for i, c in enumerate(self.classes_)
+        }
+        return self
+
+
+def build_model(features: Any, classifier: Any, per_target: bool = False, multilabel: bool = False) -> BaseEstimator:
+    """Pipeline([features, classifier]), one-vs-rest for label sets, wrapped in `PerTarget` when asked."""
+    if multilabel:
+        from sklearn.multiclass import OneVsRestClassifier
+
+        return MultiLabel(Pipeline([("features", features), ("classifier", OneVsRestClassifier(classifier))]))
+    pipeline = Pipeline([("features", features), ("classifier", classifier)])
+    return PerTarget(pipeline) if per_target else pipeline
+
+
+def embedding_models(model: Any) -> list[str]:
+    """Identities (name and version) of the embedding models a fitted model refers to."""
+    return sorted({est.model_identity_ for est in _parts(model) if hasattr(est, "model_identity_")})
+
+
+def _parts(model: Any) -> list[Any]:
+    children: list[Any] = []
+    if isinstance(model, PerTarget):
+        children = [*model.estimators_.values(), model.fallback_]
+    elif isinstance(model, MultiLabel | PriorAdjusted):
+        children = [model.estimator_]
+    elif hasattr(model, "estimator") and not isinstance(model.estimator, str):  # FrozenEstimator, calibrated...
+        children = [model.estimator]
+    elif isinstance(model, Pipeline):
+        children = [step for _, step in model.steps]
+    elif hasattr(model, "transformer_list"):
+        children = [step for _, step in model.transformer_list]
+    elif hasattr(model, "transformers_"):
+        children = [step for _, step, _ in model.transformers_]
+    return [model] + [part for child in children if child is not None for part in _parts(child)]
+
+
+def requirements(model: Any = None) -> list[str]:
+    """Pinned requirements of a logged model: the libraries its pipeline needs and the packages holding its encoders."""
+    from stance.features import packaged_distributions
+
+    names = ["scikit-learn", "sentence-transformers", "torch", "pandas", "numpy"]
+    for part in _parts(model) if model is not None else []:
+        if isinstance(getattr(part, "model", None), str):
+            names += [d for d in packaged_distributions(part.model) if d not in names]
+    out = []
+    for name in names:
+        try:
+            out.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out

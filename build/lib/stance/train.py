@@ -1,0 +1,153 @@
+"""Train, evaluate and log one experiment: `python -m stance.train [overrides]`, `-m` to sweep."""
+
+from __future__ import annotations
+
+import logging
+import resource
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from stance.data import DataError, Report, to_frame, validate
+from stance.features import ModelLoadError
+from stance.metrics import F_AVG_CLASSES, Evaluation, evaluate, f_avg, macro_f1
+from stance.model import PriorAdjusted, build_model, tune_class_weights
+from stance.tasks import Task
+
+EVAL_SPLITS = ("validation", "test")
+# The configs ship inside the package, so a wheel (not only an editable install) can run experiments.
+CONF = Path(__file__).resolve().parent / "conf"
+log = logging.getLogger(__name__)
+# Overrides the Optuna sweeper adds to each trial for bookkeeping; they are not part of the experiment.
+SWEEPER_KEYS = ("mlflow_parent_run_id", "optuna_trial_number")
+
+
+@dataclass
+class Result:
+    """A fitted model, its evaluation, the frames it saw, timings, the data report, and the MLflow run id."""
+
+    model: Any
+    evaluation: Evaluation
+    frames: dict[str, Any]
+    seconds: dict[str, float]
+    report: Report
+    task: Task
+    run_id: str | None = None
+
+
+def build(node: DictConfig) -> Any:
+    """`instantiate(node)`, letting our own clear errors through instead of Hydra's wrapper around them."""
+    try:
+        return instantiate(node)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, DataError | ModelLoadError):
+            raise err.__cause__ from None
+        raise
+
+
+def load_data(name: str, *overrides: str) -> Any:
+    """A corpus's DatasetDict from its data config (`stance/conf/data/<name>.yaml`), labels mapped as in training."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return build(compose(config_name="config", overrides=[f"data={name}", *overrides]).data)
+
+
+def train(cfg: DictConfig) -> Result:
+    """Build data, features and classifier from config, fit on train, evaluate on validation and test."""
+    start = time.perf_counter()
+    data, task = build(cfg.data), build(cfg.task)
+    frames, report = validate({split: to_frame(ds) for split, ds in data.items()}, **cfg.data_checks)
+    for warning in report.warnings:
+        log.warning("data: %s", warning)
+    if "train" not in frames:
+        raise DataError(f"Data config {cfg.data._target_} has no train split (splits: {list(frames)}).")
+    frames = {split: task.prepare(frame, f"{cfg.data._target_} {split}") for split, frame in frames.items()}
+    model = build_model(build(cfg.features), build(cfg.classifier), cfg.per_target, task.multilabel)
+    loaded = time.perf_counter()
+    model.fit(frames["train"], frames["train"]["label"])
+    if task.multilabel and "validation" in frames:
+        model.tune_thresholds(frames["validation"], frames["validation"]["label"])
+    elif cfg.get("tune_class_weights") and "validation" in frames:
+        model = _adjust_priors(model, frames)
+    fitted = time.perf_counter()
+    evaluation = evaluate(model, {s: frames[s] for s in EVAL_SPLITS if s in frames}, task, cfg.bootstrap, cfg.seed)
+    seconds = {"load": loaded - start, "fit": fitted - loaded, "evaluate": time.perf_counter() - fitted}
+    return Result(model, evaluation, frames, seconds, report, task)
+
+
+def _adjust_priors(model: Any, frames: dict[str, Any]) -> PriorAdjusted:
+    """Wrap the fitted model with class weights that maximise the validation objective (never test)."""
+    from sklearn.frozen import FrozenEstimator
+
+    validation = frames["validation"]
+    uses_f_avg = set(F_AVG_CLASSES) <= set(map(str, model.classes_))
+    weights = tune_class_weights(model, validation, validation["label"], f_avg if uses_f_avg else macro_f1)
+    log.info("class weights tuned on validation: %s", weights)
+    return PriorAdjusted(FrozenEstimator(model), weights).fit(frames["train"], frames["train"]["label"])
+
+
+def run_experiment(cfg: DictConfig, overrides: list[str] | None = None, tags: dict[str, str] | None = None) -> Result:
+    """`train(cfg)` inside an MLflow run that records config, data, metrics, tables, figures and the model."""
+    from stance import tracking
+    from stance.sweep import parent_run_id
+
+    overrides = list(overrides or [])
+    params = tracking.flatten(OmegaConf.to_container(cfg, resolve=True))
+    tags = {"overrides": " ".join(overrides) or "(defaults)", "git_commit": tracking.git_commit(), **(tags or {})}
+    if parent_run_id(cfg):
+        tags["mlflow.parentRunId"] = parent_run_id(cfg)
+    if cfg.get("optuna_trial_number") is not None:  # lets the Optuna sweeper find its best trial's run
+        tags["optuna.trial_number"] = str(cfg.optuna_trial_number)
+    run_name = cfg.mlflow.run_name or (",".join(overrides) if overrides else "default")
+    start = time.perf_counter()
+    with tracking.mlflow_run(cfg.mlflow.tracking_uri, cfg.mlflow.experiment, run_name, params, tags) as run:
+        result = train(cfg)
+        result.run_id = run.info.run_id
+        tracking.log_result(result, cfg, peak_rss_mb=_peak_rss_mb())
+        tracking.mlflow.log_metric("time/total_seconds", time.perf_counter() - start)
+    return result
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@hydra.main(config_path="conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> float:
+    """Hydra entry point; returns the objective so a sweeper can optimise it."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from stance.sweep import SWEEP_TAG
+
+    hydra_cfg = HydraConfig.get()
+    overrides = [o for o in hydra_cfg.overrides.task if not o.lstrip("+").startswith(SWEEPER_KEYS)]
+    sweeping = hydra_cfg.mode == RunMode.MULTIRUN
+    try:
+        result = run_experiment(cfg, overrides, {SWEEP_TAG: hydra_cfg.sweep.dir} if sweeping else {})
+    except Exception as err:
+        if sweeping:  # the job's MLflow run is already FAILED; the sweep goes on (NaN tells a sweeper it failed)
+            log.exception("job failed: %s", " ".join(overrides))
+            return float("nan")
+        if isinstance(err, DataError | ModelLoadError):
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(1) from None
+        raise
+    metrics = result.evaluation.metrics
+    headline = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.count("/") == 1 and "_ci_" not in k)
+    print(f"{headline}\nMLflow run id: {result.run_id}  (tracking URI: {cfg.mlflow.tracking_uri})", file=sys.stdout)
+    if cfg.objective not in metrics:
+        log.warning("objective %s was not computed for this data; returning validation/macro_f1", cfg.objective)
+    return metrics.get(cfg.objective, metrics.get("validation/macro_f1", float("nan")))
+
+
+if __name__ == "__main__":
+    main()
