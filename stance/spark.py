@@ -1,6 +1,7 @@
 """Label a table on Spark with a logged model, through MLflow's `mlflow.pyfunc.spark_udf`.
 
-    spark-submit --master local[2] "$(python -c 'import stance.spark as s; print(s.__file__)')" MODEL_URI IN OUT
+    python -m stance.spark --master 'local[2]' MODEL_URI IN OUT
+    spark-submit "$(python -c 'import stance.spark as s; print(s.__file__)')" MODEL_URI IN OUT   # on a cluster
 
 IN and OUT are Parquet paths (local, HDFS, S3, DBFS: whatever the cluster reads). Every input column is kept and
 the model's columns (`label`, `proba_<class>`, `score` for claims, `labels` for multi-label topics) are added.
@@ -11,11 +12,16 @@ Each executor loads the model once per Python worker; it needs the package and t
 
 from __future__ import annotations
 
-import argparse
+import sys
 from pathlib import Path
-from typing import Any
 
-from stance.predict import TARGET_TASKS
+if __name__ == "__main__":  # run as a file (spark-submit): its folder, stance/, must not shadow top-level modules
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse  # noqa: E402
+from typing import Any  # noqa: E402
+
+from stance.predict import TARGET_TASKS  # noqa: E402
 
 
 def model_task(model_uri: str) -> dict[str, Any]:
@@ -64,8 +70,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--target", default=None, help="One target for every row.")
     parser.add_argument("--partitions", type=int, default=None, help="Repartition the input (default: as read).")
     parser.add_argument("--env-manager", default="local", help="local, virtualenv or uv (mlflow.pyfunc.spark_udf).")
+    parser.add_argument("--master", default=None, help="e.g. local[2] (default: what spark-submit was given).")
     args = parser.parse_args(argv)
-    spark = SparkSession.builder.appName("stance predict").getOrCreate()
+    builder = SparkSession.builder.appName("stance predict")
+    spark = (builder.master(args.master) if args.master else builder).getOrCreate()
     frame = spark.read.parquet(args.input)
     if args.partitions:
         frame = frame.repartition(args.partitions)
