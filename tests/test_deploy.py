@@ -102,11 +102,12 @@ def logged_model(tmp_path_factory) -> Path:
 
     store = tmp_path_factory.mktemp("store")
     overrides = ["data.limit=200", "per_target=false", "bootstrap=0", "features.show_progress=false"]
+    overrides += ["mlflow.register=deployed"]  # under the default alias, as README's examples use it
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="config", overrides=[f"mlflow.tracking_uri=sqlite:///{store}/mlflow.db", *overrides])
-    result = run_experiment(cfg, overrides)
+    run_experiment(cfg, overrides)
     mlflow.set_tracking_uri(f"sqlite:///{store}/mlflow.db")
-    return Path(mlflow.artifacts.download_artifacts(f"runs:/{result.run_id}/model"))
+    return Path(mlflow.artifacts.download_artifacts("models:/deployed@champion"))
 
 
 PREDICT = """
