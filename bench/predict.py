@@ -93,7 +93,7 @@ def _python() -> str:
     return sys.executable
 
 
-def bench_size(model: str, n: int, work: Path, spark: bool) -> dict:
+def bench_size(model: str, n: int, work: Path, spark: bool, bare: bool = True) -> dict:
     """stance predict vs the bare loop (and Spark) on n distinct statements, each with a fresh cache."""
     import pandas as pd
 
@@ -106,12 +106,13 @@ def bench_size(model: str, n: int, work: Path, spark: bool) -> dict:
     cmd = [_python(), "-m", "stance.cli", "predict", model, str(source), "-o", str(predicted), "--no-progress"]
     wall, rss, _ = run(cmd, env)
     out["predict"] = {"seconds": wall, "per_second": n / wall, "peak_rss_mb": rss}
-    bare_out = work / f"bare-{n}.parquet"
-    wall, rss, text = run([_python(), __file__, "_bare", model, str(source), str(bare_out)], {"HF_HUB_OFFLINE": "1"})
-    out["bare"] = {"seconds": wall, "per_second": n / wall, "peak_rss_mb": rss}
-    out["ratio"] = out["predict"]["per_second"] / out["bare"]["per_second"]
-    labels = pd.read_parquet(predicted)["label"]
-    out["labels_differing_from_bare"] = int((labels != pd.read_parquet(bare_out)["label"]).sum())
+    if bare:
+        bare_out = work / f"bare-{n}.parquet"
+        wall, rss, _ = run([_python(), __file__, "_bare", model, str(source), str(bare_out)], {"HF_HUB_OFFLINE": "1"})
+        out["bare"] = {"seconds": wall, "per_second": n / wall, "peak_rss_mb": rss}
+        out["ratio"] = out["predict"]["per_second"] / out["bare"]["per_second"]
+        labels = pd.read_parquet(predicted)["label"]
+        out["labels_differing_from_bare"] = int((labels != pd.read_parquet(bare_out)["label"]).sum())
     if spark:
         spark_out = work / f"spark-{n}"
         spark_env = env | {"STANCE_CACHE": str(work / f"cache-spark-{n}"), "PYSPARK_PYTHON": _python()}
@@ -157,6 +158,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="20000")
     parser.add_argument("--spark", action="store_true")
     parser.add_argument("--venv", action="store_true")
+    parser.add_argument("--no-bare", action="store_true", help="skip the bare loop (e.g. when time is short)")
     parser.add_argument("--work", default="/tmp/stance-bench-predict")
     args = parser.parse_args()
     work = Path(args.work)
@@ -164,7 +166,8 @@ def main() -> None:
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results["machine"] = machine()
     for n in map(int, args.sizes.split(",")):
-        results[f"size_{n}"] = bench_size(args.model, n, work, args.spark) | {"finished": time.strftime("%F %T")}
+        result = bench_size(args.model, n, work, args.spark, not args.no_bare)
+        results[f"size_{n}"] = result | {"finished": time.strftime("%F %T")}
         RESULTS.write_text(json.dumps(results, indent=1))
         print(json.dumps(results[f"size_{n}"]), flush=True)
     if args.venv:

@@ -78,8 +78,8 @@ def test_wheel_runs_an_experiment_from_any_folder_with_user_configs(installed, t
     assert where.startswith(str(installed)), where
     out = run([python, "-m", "stance.train", "--config-dir", "my_conf", "experiment=mine"], work, env)
     assert "MLflow run id:" in out and "test/f_avg=" in out
-    # The same folder through Hydra's search path, from the `stance` command's neighbour in the venv.
-    search = f"hydra.searchpath=[file://{work / 'my_conf'}]"
+    # The same folder through Hydra's search path.
+    search = "hydra.searchpath=[file://my_conf]"  # relative to the working directory, as README writes it
     out = run([python, "-m", "stance.train", search, "experiment=mine", "mlflow.experiment=again"], work, env)
     assert "MLflow run id:" in out
     assert (work / "mlflow.db").exists() and not (REPO / "stance/conf/experiment/mine.yaml").exists()
