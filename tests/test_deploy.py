@@ -82,7 +82,11 @@ def test_wheel_runs_an_experiment_from_any_folder_with_user_configs(installed, t
     search = "hydra.searchpath=[file://my_conf]"  # relative to the working directory, as README writes it
     out = run([python, "-m", "stance.train", search, "experiment=mine", "mlflow.experiment=again"], work, env)
     assert "MLflow run id:" in out
-    assert (work / "mlflow.db").exists() and not (REPO / "stance/conf/experiment/mine.yaml").exists()
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{work}/mlflow.db")  # the user's experiment config was applied
+    assert client.get_experiment_by_name("mine") and client.get_experiment_by_name("again")
+    assert not (REPO / "stance/conf/experiment/mine.yaml").exists()
     assert "predict" in run([str(installed / "bin/stance"), "--help"], work, env)
     # The model that the installed package logged carries a wheel built from the installed files.
     wheels = list((work / "mlruns").rglob("stance-*-py3-none-any.whl"))
