@@ -130,6 +130,50 @@ def bench_size(model: str, n: int, work: Path, spark: bool, bare: bool = True) -
     return out
 
 
+def timed(cmd: list[str], env: dict[str, str]) -> dict:
+    """Run a command; its wall and CPU (user + system) seconds and peak RSS, from wait4."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **env})
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed")
+    cpu = usage.ru_utime + usage.ru_stime
+    return {"wall": time.perf_counter() - start, "cpu": cpu, "peak_rss_mb": usage.ru_maxrss / 1024}
+
+
+def bench_pairs(model: str, n: int, work: Path, pairs: int) -> dict:
+    """stance predict (A) and the bare loop (B) in turn, A B, B A, ..., each with a fresh cache; paired ratios.
+
+    On a shared machine the load drifts, so each pair is compared on its own; CPU seconds (user + system) are less
+    sensitive to other work than wall seconds, so both are given.
+    """
+    import shutil
+    import statistics
+
+    source = work / f"statements-{n}.parquet"
+    if not source.exists():
+        synthesize(n, source)
+    cache = work / "cache-pairs"
+    a_cmd = [_python(), "-m", "stance.cli", "predict", model, str(source), "-o", str(work / "pairs-a.parquet")]
+    b_cmd = [_python(), __file__, "_bare", model, str(source), str(work / "pairs-b.parquet")]
+    rows = []
+    for i in range(pairs):
+        got = {}
+        for side in ("a", "b") if i % 2 == 0 else ("b", "a"):
+            shutil.rmtree(cache, ignore_errors=True)
+            env = {"STANCE_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+            got[side] = timed(a_cmd + ["--no-progress"] if side == "a" else b_cmd, env)
+        rows.append(got | {"load": load()})
+    return {
+        "n": n,
+        "pairs": rows,
+        "ratio_wall": statistics.median(r["b"]["wall"] / r["a"]["wall"] for r in rows),
+        "ratio_cpu": statistics.median(r["b"]["cpu"] / r["a"]["cpu"] for r in rows),
+        "predict_per_second": n / statistics.median(r["a"]["wall"] for r in rows),
+        "bare_per_second": n / statistics.median(r["b"]["wall"] for r in rows),
+    }
+
+
 def bench_venv(model: str, work: Path) -> dict:
     """Seconds from an empty venv to a first prediction: venv, pip install -r requirements.txt (wheel included)."""
     venv = work / "fresh-venv"
@@ -159,17 +203,25 @@ def main() -> None:
     parser.add_argument("--spark", action="store_true")
     parser.add_argument("--venv", action="store_true")
     parser.add_argument("--no-bare", action="store_true", help="skip the bare loop (e.g. when time is short)")
+    parser.add_argument("--pairs", type=int, default=0, help="paired predict/bare runs at --pairs-size rows")
+    parser.add_argument("--pairs-size", type=int, default=4000)
     parser.add_argument("--work", default="/tmp/stance-bench-predict")
     args = parser.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results["machine"] = machine()
-    for n in map(int, args.sizes.split(",")):
+    for n in map(int, filter(None, args.sizes.split(","))):
         result = bench_size(args.model, n, work, args.spark, not args.no_bare)
         results[f"size_{n}"] = result | {"finished": time.strftime("%F %T")}
         RESULTS.write_text(json.dumps(results, indent=1))
         print(json.dumps(results[f"size_{n}"]), flush=True)
+    if args.pairs:
+        results["pairs"] = bench_pairs(args.model, args.pairs_size, work, args.pairs) | {
+            "finished": time.strftime("%F %T")
+        }
+        RESULTS.write_text(json.dumps(results, indent=1))
+        print(json.dumps(results["pairs"]), flush=True)
     if args.venv:
         results["venv"] = bench_venv(args.model, work) | {"finished": time.strftime("%F %T")}
         RESULTS.write_text(json.dumps(results, indent=1))
