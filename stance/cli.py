@@ -21,7 +21,7 @@ SPLIT_ORDER = ("train", "validation", "test")
 
 
 def _load_corpus(name: str, root: str | None) -> dict:
-    """A corpus's DatasetDict built from its data config (`conf/data/<name>.yaml`), labels mapped as in training."""
+    """A corpus's DatasetDict from its data config (`stance/conf/data/<name>.yaml`), labels mapped as in training."""
     from stance.corpora import CORPORA
     from stance.train import load_data
 
@@ -272,6 +272,35 @@ def compare(
     except ComparisonError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(1) from None
+
+
+# --- stance predict ------------------------------------------------------------------------------------------------
+
+
+@app.command("predict")
+def predict_command(
+    model_uri: str = typer.Argument(..., help="Logged model: runs:/<id>/model, models:/<name>@<alias> or a path."),
+    inputs: list[str] = typer.Argument(..., help="CSV, TSV, JSONL or Parquet files of statements."),
+    output: str = typer.Option(..., "--output", "-o", help="Where to write: .parquet, .csv or .jsonl."),
+    text_column: str = typer.Option("text", help="Column holding the statements."),
+    target_column: str = typer.Option("target", help="Column holding each row's target (stance models)."),
+    target: str = typer.Option(None, help="One target for every row, instead of --target-column."),
+    id_column: str = typer.Option("id", help="Column copied to the output as `id` (else 1-based `row` numbers)."),
+    chunk_size: int = typer.Option(5000, help="Rows per chunk: memory use and the work redone after an interrupt."),
+    encoding: str = typer.Option("utf-8", help="Encoding of CSV/TSV/JSONL inputs."),
+    restart: bool = typer.Option(False, help="Discard the unfinished run in OUTPUT.parts instead of resuming it."),
+    progress: bool = typer.Option(True, help="Show a progress bar on stderr."),
+) -> None:
+    """Label every statement in the input files with a logged model: label and class probabilities per row.
+
+    Reads in chunks (memory stays flat), writes each finished chunk to OUTPUT.parts/, and resumes there when the same
+    command is run again after an interrupt. Claim models add `score`; multi-label topic models give `labels`.
+    """
+    from stance.predict import Options, predict_files
+
+    opts = Options(text_column, target_column, target, id_column, chunk_size, encoding)
+    rows = predict_files(model_uri, inputs, output, opts, restart=restart, progress=progress)
+    typer.echo(f"{rows} rows labelled into {output}", err=True)
 
 
 def main() -> None:

@@ -23,6 +23,8 @@ import pandas as pd
 from mlflow.models import infer_signature
 
 PYFUNC_NAME = "model"
+# Where MLflow puts a pyfunc model's artifacts, relative to the model folder (holds the stance wheel).
+MODEL_WHEEL_DIR = "artifacts"
 log = logging.getLogger(__name__)
 
 
@@ -250,7 +252,12 @@ class StanceModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         """What the task means: a label and class probabilities, a claim score, or a set of topics."""
-        return predict_frame(self.pipeline, model_input, self.task)
+        from stance.predict import forget_vectors
+
+        try:
+            return predict_frame(self.pipeline, model_input, self.task)
+        finally:
+            forget_vectors()  # a server or Spark worker predicts for ever: keep vectors on disk, not in memory
 
 
 def predict_frame(model: Any, data: pd.DataFrame, task: dict[str, Any] | None = None) -> pd.DataFrame:
@@ -273,16 +280,25 @@ def log_model(
 ) -> str:
     """Log the fitted pipeline as a pyfunc model with signature and input example; returns its URI.
 
+    The model is self-contained: it carries a wheel of the running `stance` package, named in its requirements.txt
+    by a path relative to the model folder (`artifacts/stance-<version>-py3-none-any.whl`), which is how MLflow's
+    environment managers resolve it (they install with the model folder as working directory). A wheel rather than
+    MLflow's `code_paths`: code paths only help `mlflow.pyfunc.load_model`, while the wheel also makes `import
+    stance` (hence `stance.load_model`, the `stance` command and Spark executors built from the requirements) work
+    in an environment made from the model alone, and it brings the package's own dependencies with it.
     Fine-tuned weights are new knowledge, not a name to look up: each folder travels inside the model as an artifact
-    `weights/<key>`, so the model predicts on a machine whose cache never saw them.
+    `weights-<key>`, so the model predicts on a machine whose cache never saw them.
     """
     from stance.cross_encoder import fine_tuned_parts
+    from stance.wheel import build_wheel
 
     with tempfile.TemporaryDirectory() as tmp:
         path = dump_pipeline(model, Path(tmp))
         if path.suffix == ".skops":
             requirements = [*requirements, f"skops=={importlib.metadata.version('skops')}"]
-        artifacts = {"pipeline": str(path)}
+        wheel = build_wheel(Path(tmp) / "wheel")
+        requirements = [*requirements, f"{MODEL_WHEEL_DIR}/{wheel.name}"]
+        artifacts = {"pipeline": str(path), "stance_wheel": str(wheel)}
         for part in fine_tuned_parts(model):
             artifacts[f"{WEIGHTS_PREFIX}{part.weights_key_}"] = part.weights_path_
         info = mlflow.pyfunc.log_model(

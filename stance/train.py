@@ -22,7 +22,8 @@ from stance.model import PriorAdjusted, build_model, tune_class_weights
 from stance.tasks import Task
 
 EVAL_SPLITS = ("validation", "test")
-CONF = Path(__file__).resolve().parents[1] / "conf"
+# The configs ship inside the package, so a wheel (not only an editable install) can run experiments.
+CONF = Path(__file__).resolve().parent / "conf"
 log = logging.getLogger(__name__)
 # Overrides the Optuna sweeper adds to each trial for bookkeeping; they are not part of the experiment.
 SWEEPER_KEYS = ("mlflow_parent_run_id", "optuna_trial_number")
@@ -63,7 +64,7 @@ def compose_config(*overrides: str) -> DictConfig:
 
 
 def load_data(name: str, *overrides: str) -> Any:
-    """A corpus's DatasetDict built from its data config (`conf/data/<name>.yaml`), labels mapped as in training."""
+    """A corpus's DatasetDict from its data config (`stance/conf/data/<name>.yaml`), labels mapped as in training."""
     return build(compose_config(f"data={name}", *overrides).data)
 
 
@@ -128,7 +129,7 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+@hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     """Hydra entry point; returns the objective so a sweeper can optimise it."""
     from hydra.core.hydra_config import HydraConfig
