@@ -201,24 +201,27 @@ def _model(model: Any, kind: str, models_dir: str | os.PathLike | None) -> Any:
 
 
 def default_model(kind: str, models_dir: str | os.PathLike | None = None, limit: int | None = None) -> Any:
-    """The default claim or stance model: loaded from `models_dir`, else trained (on `limit` rows) and saved there."""
-    import joblib
+    """The default claim or stance model: loaded from `models_dir`, else trained (on `limit` rows) and saved there.
+
+    Stored with skops like every model stance writes, so loading one runs no code from the file.
+    """
+    import tempfile
 
     from stance.cache import cache_dir
+    from stance.tracking import dump_pipeline, load_pipeline
 
     trainers = {"claim": train_claim_model, "stance": train_stance_model}
     if kind not in trainers:
         raise ValueError(f"No default {kind} model; give one as a URI.")
     path = Path(models_dir) if models_dir else cache_dir() / "analyze"
-    path = path / f"{kind}-v{RECIPE_VERSIONS[kind]}.joblib"
+    path = path / f"{kind}-v{RECIPE_VERSIONS[kind]}.skops"
     if path.is_file():
-        return joblib.load(path)
+        return load_pipeline(path)
     log.warning("Training the default %s model once; it is kept in %s.", kind, path)
     model = trainers[kind](limit)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}")
-    joblib.dump(model, partial)
-    os.replace(partial, path)  # atomic: a parallel call sees no model or a whole one
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{kind}-") as tmp:
+        os.replace(dump_pipeline(model, Path(tmp)), path)  # atomic: a parallel call sees no model or a whole one
     return model
 
 

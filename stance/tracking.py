@@ -243,7 +243,9 @@ class StanceModel(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context: Any) -> None:
         """Load the fitted pipeline; its embedder loads the encoder by name on first use."""
-        self.pipeline = load_pipeline(context.artifacts["pipeline"])
+        # pyfunc loading already runs this model's own code file, so refusing its pickle would protect nothing;
+        # `stance.load_model` is the loader that runs no code from the model.
+        self.pipeline = load_pipeline(context.artifacts["pipeline"], allow_pickle=True)
         self.task = dict(context.model_config or {})
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
@@ -287,11 +289,12 @@ def log_model(
     return info.model_uri
 
 
-def load_model(uri: str) -> Any:
+def load_model(uri: str, allow_pickle: bool = False) -> Any:
     """The fitted scikit-learn model behind a `runs:/`, `models:/` or local-path MLflow model URI.
 
     Reads the pipeline file itself rather than through pyfunc, which would run the model's logged code file; warns
-    (`ModelVersionWarning`) when the model was logged with other versions of stance or its libraries.
+    (`ModelVersionWarning`) when the model was logged with other versions of stance or its libraries. A pickled
+    pipeline is refused (`UntrustedModelError`) unless `allow_pickle`.
     """
     from mlflow.models import Model
 
@@ -307,7 +310,10 @@ def load_model(uri: str) -> Any:
             ModelVersionWarning,
             stacklevel=2,
         )
-    return load_pipeline(local / meta.flavors["python_function"]["artifacts"]["pipeline"]["path"])
+    pipeline = (local / meta.flavors["python_function"]["artifacts"]["pipeline"]["path"]).resolve()
+    if not pipeline.is_relative_to(local.resolve()):  # the MLmodel is the model's own word: keep it in its folder
+        raise UntrustedModelError(f"Model {uri}: its MLmodel points outside the model folder, at {pipeline}.")
+    return load_pipeline(pipeline, allow_pickle)
 
 
 class ModelVersionWarning(UserWarning):
@@ -329,28 +335,48 @@ def version_mismatches(stance_version: str | None, requirements: list[str]) -> l
     return out
 
 
-# skops writes n-gram vocabularies as indented JSON: above this many terms that takes minutes (about a minute and
-# 50 MB per 100k terms), so such pipelines are pickled instead.
+# skops writes a vocabulary dict as one JSON node per term: above this many terms that takes minutes (about a minute
+# and 50 MB per 100k terms), so scikit-learn's vectorizers are then stored with a compact one (stance.vocabulary).
 SKOPS_MAX_TERMS = 50_000
-# Top-level modules whose types a skops pipeline file may hold: its libraries and our own estimators.
-TRUSTED_MODULES = ("sklearn", "numpy", "scipy", "stance")
+# Modules whose classes a skops pipeline file may hold beyond skops's own defaults (numpy arrays and dtypes, builtins):
+# scikit-learn, our own estimators, and sparse matrices.
+TRUSTED_MODULES = ("sklearn", "stance", "scipy.sparse")
 
 
 class UntrustedModelError(RuntimeError):
-    """A logged pipeline holds types from modules outside `TRUSTED_MODULES`, so it is not loaded."""
+    """A logged pipeline would run code on load (a pickle, or types outside `TRUSTED_MODULES`), so it is not loaded."""
 
 
 def dump_pipeline(model: Any, folder: Path) -> Path:
-    """Write a fitted pipeline into `folder` with skops (no code runs on load), or joblib for huge vocabularies."""
-    terms = vocabulary_size(model)
-    if terms > SKOPS_MAX_TERMS:
-        log.warning("The pipeline has %d n-gram terms, too many for skops: stored with joblib (pickle).", terms)
+    """Write a fitted pipeline into `folder` with skops (no code runs on load), joblib for huge foreign vocabularies."""
+    if vocabulary_size(model) > SKOPS_MAX_TERMS:
+        model = _compact_vocabularies(model)
+    terms = vocabulary_size(model, plain_only=True)
+    if terms > SKOPS_MAX_TERMS:  # vectorizers other than scikit-learn's own, which cannot be stored compactly
+        log.warning(
+            "The pipeline has %d n-gram terms in vectorizers skops cannot store quickly: stored with joblib (pickle), "
+            "so loading it needs stance.load_model(uri, allow_pickle=True).",
+            terms,
+        )
         path = folder / "pipeline.joblib"
         joblib.dump(model, path)
         return path
     path = folder / "pipeline.skops"
     _import_skops().dump(model, path)
     return path
+
+
+def _compact_vocabularies(model: Any) -> Any:
+    """A copy of `model` whose scikit-learn count/TF-IDF vectorizers store their vocabulary compactly."""
+    import copy
+
+    from stance.vocabulary import COMPACT
+
+    model = copy.deepcopy(model)
+    for part in _estimators(model):
+        if type(part) in COMPACT:
+            part.__class__ = COMPACT[type(part)]  # same attributes and behaviour; only the stored state differs
+    return model
 
 
 def _import_skops() -> Any:
@@ -373,28 +399,57 @@ def _import_skops() -> Any:
     return skops.io
 
 
-def load_pipeline(path: str | Path) -> Any:
-    """Load a pipeline file: skops allowing only `TRUSTED_MODULES` types, or (older and huge models) joblib."""
+def load_pipeline(path: str | Path, allow_pickle: bool = False) -> Any:
+    """Load a pipeline file with skops, allowing only classes of `TRUSTED_MODULES`; a pickle only if `allow_pickle`."""
     path = Path(path)
     if path.suffix != ".skops":
-        log.warning("%s is a pickle: loading it runs code from the file; load it only from a store you trust.", path)
+        if not allow_pickle:
+            raise UntrustedModelError(
+                f"{path} is a pickle ({path.suffix or 'no suffix'}): loading it would run any code the file holds, so "
+                "it is not loaded. Models written by stance are skops files; a pickle comes from an older version, a "
+                "pipeline with a huge foreign vectorizer, or someone else. If you trust where it came from, load it "
+                "with stance.load_model(uri, allow_pickle=True)."
+            )
+        log.warning("%s is a pickle: loading it runs code from the file (allow_pickle=True was given).", path)
         return joblib.load(path)
     skops_io = _import_skops()
     types = skops_io.get_untrusted_types(file=path)
-    untrusted = sorted(t for t in types if t.split(".", 1)[0] not in TRUSTED_MODULES)
+    untrusted = sorted(t for t in types if not _trusted_class(t))
     if untrusted:
         raise UntrustedModelError(
-            f"{path} holds types from outside {', '.join(TRUSTED_MODULES)}: {', '.join(untrusted)}. Not loading it; "
-            "if you trust where it came from, load it with skops.io.load(path, trusted=[...those types...])."
+            f"{path} holds types that are not classes of {', '.join(TRUSTED_MODULES)}: {', '.join(untrusted)}. Not "
+            "loading it; if you trust where it came from, load it with skops.io.load(path, trusted=[...those types])."
         )
     return skops_io.load(path, trusted=types)
 
 
-def vocabulary_size(model: Any) -> int:
-    """Terms in all fitted n-gram vocabularies (`vocabulary_`) of `model` and the estimators nested in it."""
+def _trusted_class(name: str) -> bool:
+    """Whether `module.Name` is a class defined in one of `TRUSTED_MODULES` (skops instantiates, even calls, it).
+
+    Being in a trusted module is not enough: `stance.train.instantiate` is Hydra's function imported there, and a
+    crafted file could have skops call it; numpy and scipy classes beyond sparse matrices can touch files when built.
+    """
+    import importlib
+    import inspect
+
+    def inside(module: str) -> bool:
+        return any(module == m or module.startswith(f"{m}.") for m in TRUSTED_MODULES)
+
+    module, _, attribute = name.rpartition(".")
+    if not inside(module):
+        return False
+    try:
+        found = getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError):
+        return False
+    return inspect.isclass(found) and inside(getattr(found, "__module__", None) or "")
+
+
+def _estimators(model: Any) -> Iterator[Any]:
+    """`model` and every estimator nested in it (in attributes, lists, tuples and dicts), each once."""
     from sklearn.base import BaseEstimator
 
-    total, seen, todo = 0, set(), [model]
+    seen, todo = set(), [model]
     while todo:
         part = todo.pop()
         if id(part) in seen:
@@ -405,11 +460,23 @@ def vocabulary_size(model: Any) -> int:
         elif isinstance(part, list | tuple):
             todo.extend(part)
         elif isinstance(part, BaseEstimator):
-            state = dict(vars(part))
-            vocabulary = state.pop("vocabulary_", None)
-            total += len(vocabulary) if isinstance(vocabulary, dict) else 0
-            todo.extend(state.values())
-    return total
+            yield part
+            todo.extend(value for key, value in vars(part).items() if key != "vocabulary_")  # not its terms
+
+
+def vocabulary_size(model: Any, plain_only: bool = False) -> int:
+    """Terms in all fitted n-gram vocabularies (`vocabulary_`) of `model` and the estimators nested in it.
+
+    plain_only: count only vocabularies stored as dicts (not those of `stance.vocabulary`'s compact vectorizers).
+    """
+    from stance.vocabulary import COMPACT
+
+    compact = tuple(COMPACT.values())
+    return sum(
+        len(part.vocabulary_)
+        for part in _estimators(model)
+        if isinstance(getattr(part, "vocabulary_", None), dict) and not (plain_only and isinstance(part, compact))
+    )
 
 
 def log_result(result: Any, cfg: Any, peak_rss_mb: float) -> None:

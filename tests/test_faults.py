@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import logging
 import os
 import re
 import signal
@@ -271,19 +270,83 @@ def test_pipeline_with_a_foreign_type_is_not_loaded(tmp_path):
         tracking.load_pipeline(path)
 
 
-def test_huge_vocabulary_is_pickled_and_says_so(tmp_path, caplog):
+@pytest.mark.slow
+def test_huge_vocabulary_stays_in_skops_and_loads_without_pickle(tmp_path):
+    import time
+
     from stance.corpora import semeval2016_task6
     from stance.data import to_frame
     from stance.features import tfidf
 
-    model = tfidf().fit(to_frame(semeval2016_task6()["train"]))
+    train = to_frame(semeval2016_task6()["train"])
+    model = tfidf().fit(train)
     assert tracking.vocabulary_size(model) > tracking.SKOPS_MAX_TERMS
-    with caplog.at_level(logging.WARNING, logger="stance.tracking"):
-        path = tracking.dump_pipeline(model, tmp_path)
-        loaded = tracking.load_pipeline(path)
-    assert path.suffix == ".joblib"
-    assert "stored with joblib (pickle)" in caplog.text and "only from a store you trust" in caplog.text
-    assert loaded.transform(pd.DataFrame({"text": ["climate"]})).shape[1] == tracking.vocabulary_size(model)
+    start = time.perf_counter()
+    path = tracking.dump_pipeline(model, tmp_path)
+    assert path.suffix == ".skops" and time.perf_counter() - start < 60  # plain skops took minutes
+    loaded = tracking.load_pipeline(path)
+    assert (loaded.transform(train.head(50)) != model.transform(train.head(50))).nnz == 0
+    assert tracking.vocabulary_size(loaded) == tracking.vocabulary_size(model)
+    assert type(model.transformers_[0][1]).__module__.startswith("sklearn")  # the caller's model is left as it was
+
+
+class RunsCode:
+    """Unpickling this calls `os.mkdir(marker)`: a stand-in for any command a crafted pickle runs."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.mkdir, (str(self.marker),)
+
+
+def crafted_model(folder: Path, pipeline: str, content: bytes) -> Path:
+    """A model folder as an attacker would ship it: an MLmodel naming `pipeline`, and that file."""
+    folder.mkdir()
+    (folder / pipeline).write_bytes(content)
+    (folder / "MLmodel").write_text(
+        f"flavors:\n  python_function:\n    artifacts:\n      pipeline:\n        path: {pipeline}\n"
+        f"        uri: {pipeline}\n    loader_module: mlflow.pyfunc.model\n"
+    )
+    return folder
+
+
+def test_a_model_pointing_at_a_pickle_is_refused_and_runs_nothing(tmp_path):
+    import pickle
+
+    marker = tmp_path / "code-ran"
+    folder = crafted_model(tmp_path / "model", "pipeline.joblib", pickle.dumps(RunsCode(marker)))
+    with pytest.raises(tracking.UntrustedModelError, match=r"pipeline.joblib is a pickle .*allow_pickle=True"):
+        stance.load_model(str(folder))
+    assert not marker.exists()
+    stance.load_model(str(folder), allow_pickle=True)  # the caller's explicit choice: the file's code runs
+    assert marker.exists()
+
+
+def test_a_skops_file_naming_a_function_of_a_trusted_module_is_refused(tmp_path):
+    """skops calls what a ConstructorFromReduceNode names; `stance.train.instantiate` would run `os.mkdir`."""
+    import zipfile
+
+    skops_io = tracking._import_skops()
+    marker = tmp_path / "code-ran"
+    skops_io.dump(({"_target_": "os.mkdir", "path": str(marker)},), tmp_path / "args.skops")
+    with zipfile.ZipFile(tmp_path / "args.skops") as archive:
+        arguments = json.loads(archive.read("schema.json"))
+    header = {key: arguments.pop(key) for key in ("protocol", "_skops_version")}
+    call = {"__class__": "instantiate", "__module__": "stance.train", "__loader__": "ConstructorFromReduceNode"}
+    buffer = tmp_path / "pipeline.skops"
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("schema.json", json.dumps({**call, "content": arguments, "__id__": 1, **header}))
+    folder = crafted_model(tmp_path / "model", "pipeline.skops", buffer.read_bytes())
+    with pytest.raises(tracking.UntrustedModelError, match="not classes of .*: stance.train.instantiate"):
+        stance.load_model(str(folder))
+    assert not marker.exists()
+
+
+def test_a_model_pointing_outside_its_folder_is_refused(tmp_path):
+    folder = crafted_model(tmp_path / "model", "../elsewhere.skops", b"")
+    with pytest.raises(tracking.UntrustedModelError, match="points outside the model folder"):
+        stance.load_model(str(folder))
 
 
 SECRETS = {"MLFLOW_TRACKING_TOKEN": "tok-7f3a9c1e5b", "AWS_SECRET_ACCESS_KEY": "aws-2b8d4f6a0c9e"}
