@@ -154,3 +154,12 @@ def test_cli_info_and_clear(tmp_path):
     )
     assert "Deleted 3 entries" in cleared.stdout
     assert EmbeddingCache(tmp_path).info() == []
+
+
+def test_the_memo_is_bounded_and_encode_still_returns_every_vector(tmp_path, monkeypatch):
+    monkeypatch.setattr(features._MEMO, "max_bytes", 3 * 384 * 4)  # three MiniLM vectors
+    embedder = _embedder(tmp_path)
+    vectors = embedder.encode(TEXTS)  # more texts than the memo holds
+    assert len(features._MEMO) == 3 and features._MEMO.nbytes == 3 * 384 * 4
+    np.testing.assert_array_equal(embedder.encode(TEXTS), vectors)  # the dropped ones come back from the disk
+    assert len(features._MEMO) == 3

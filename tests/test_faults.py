@@ -163,6 +163,32 @@ def test_same_config_and_seed_give_identical_metrics(make_cfg, tmp_path):
     assert quality[0] == quality[1] and "test/f_avg_ci_low" in quality[0]
 
 
+@pytest.mark.slow
+def test_vectors_and_metrics_do_not_depend_on_batching_or_cache_history(make_cfg, tmp_path):
+    """Cold cache, warm cache, and a cache warmed up by other batches of the same texts: the same vectors, metrics."""
+    from stance.cache import EmbeddingCache
+    from stance.features import SentenceEmbedder
+
+    overrides = ["data.limit=150", "bootstrap=0", "features.show_progress=false", "mlflow.log_model=false"]
+
+    def run(cache: Path):
+        features._MEMO.clear()  # as a new process: vectors come from the disk cache or the encoder
+        return run_experiment(make_cfg(f"features.cache_dir={cache}", *overrides), overrides)
+
+    cold = run(tmp_path / "a")
+    warm = run(tmp_path / "a")
+    texts = sorted({t for frame in cold.frames.values() for column in ("text", "target") for t in frame[column]})
+    warmup = SentenceEmbedder(cache_dir=str(tmp_path / "b"), show_progress=False)
+    warmup.encode(texts[::3])  # other companions in every batch, other padded lengths
+    warmup.encode([*texts[1::5], "Something else entirely, and rather longer than most of the tweets in this slice."])
+    after_warmup = run(tmp_path / "b")
+    assert cold.evaluation.metrics == warm.evaluation.metrics == after_warmup.evaluation.metrics
+    first = EmbeddingCache(tmp_path / "a").get(warmup.namespace(), texts)
+    second = EmbeddingCache(tmp_path / "b").get(warmup.namespace(), texts)
+    assert first.keys() == second.keys() == set(texts)
+    assert [t for t in texts if not np.array_equal(first[t], second[t])] == []  # bit-identical
+
+
 @pytest.fixture(scope="module")
 def tfidf_model():
     """A small TF-IDF + logistic regression pipeline (no encoder: fast) and a slice of test data."""
