@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -148,6 +148,44 @@ def redact_text(text: str) -> str:
     return text
 
 
+def redact_overrides(overrides: list[str] | Any) -> list[str]:
+    """Hydra overrides with the values of secret-looking keys masked whole (a sweep's `key=a,b` included)."""
+    out = []
+    for override in map(str, overrides):
+        key, sep, value = override.partition("=")
+        out.append(f"{key}={REDACTED}" if sep and value and _SECRET_KEY.search(key) else redact_text(override))
+    return out
+
+
+def _redacting_factory(make: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: let logging report it as usual
+            return record
+        shown = redact_text(message)
+        if shown != message:
+            record.msg, record.args = shown, None
+        return record
+
+    factory.redacting = True  # type: ignore[attr-defined]
+    return factory
+
+
+def redact_log_records() -> None:
+    """From now on, every log record's message is redacted (Hydra logs each job's overrides, MLflow its URLs)."""
+    make = logging.getLogRecordFactory()
+    if not getattr(make, "redacting", False):
+        logging.setLogRecordFactory(_redacting_factory(make))
+
+
+def quiet_credentials(uri: str) -> None:
+    """Stop MLflow printing run links when `uri` carries a password: it prints the URI in clear on stdout."""
+    if _URL_PASSWORD.search(uri):
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+
+
 def redact(values: dict[str, Any]) -> dict[str, str]:
     """Params or tags as strings, with secret-looking keys' values and embedded credentials masked."""
     return {
@@ -173,6 +211,7 @@ def mlflow_run(
 ) -> Iterator[Any]:
     """An active MLflow run, once the store answers; an error ends it FAILED, Ctrl-C or SIGTERM KILLED."""
     check_tracking_uri(tracking_uri)
+    quiet_credentials(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
     set_experiment(experiment)
     run = mlflow.start_run(run_name=run_name and redact_text(run_name), tags=redact(tags))
@@ -222,6 +261,26 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def interrupt_on_signals(on_signal: Callable[[str], None]) -> None:
+    """From now on, SIGINT and SIGTERM call `on_signal(name)`, then raise KeyboardInterrupt (`Terminated` for SIGTERM).
+
+    Each is left alone where someone else handles it (e.g. submitit), or ignores it (a shell's background job).
+    """
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        on_signal(signal.Signals(signum).name)
+        raise (Terminated if signum == signal.SIGTERM else KeyboardInterrupt)(f"signal {signum}")
+
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, interrupt)
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 def log_dataset(frames: dict[str, pd.DataFrame], name: str, source: str) -> str:

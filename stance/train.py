@@ -98,7 +98,7 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None, tags: di
     from stance import tracking
     from stance.sweep import parent_run_id
 
-    overrides = list(overrides or [])
+    overrides = tracking.redact_overrides(overrides or [])  # shown in the run's name and tags
     params = tracking.flatten(OmegaConf.to_container(cfg, resolve=True))
     tags = {"overrides": " ".join(overrides) or "(defaults)", "git_commit": tracking.git_commit(), **(tags or {})}
     if parent_run_id(cfg):
@@ -125,6 +125,7 @@ def main(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from stance import tracking
     from stance.sweep import SWEEP_TAG
 
     hydra_cfg = HydraConfig.get()
@@ -142,7 +143,8 @@ def main(cfg: DictConfig) -> float:
         raise
     metrics = result.evaluation.metrics
     headline = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.count("/") == 1 and "_ci_" not in k)
-    print(f"{headline}\nMLflow run id: {result.run_id}  (tracking URI: {cfg.mlflow.tracking_uri})", file=sys.stdout)
+    shown = tracking.redact_text(cfg.mlflow.tracking_uri)
+    print(f"{headline}\nMLflow run id: {result.run_id}  (tracking URI: {shown})", file=sys.stdout)
     if cfg.objective not in metrics:
         log.warning("objective %s was not computed for this data; returning validation/macro_f1", cfg.objective)
     return metrics.get(cfg.objective, metrics.get("validation/macro_f1", float("nan")))

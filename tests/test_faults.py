@@ -110,6 +110,49 @@ def test_interrupted_runs_end_killed_keep_the_cache_and_a_rerun_succeeds(tmp_pat
     assert sum(reused) >= cached  # the rerun started from the vectors the interrupted runs had committed
 
 
+def default_sigint() -> None:
+    """As from a terminal: a shell's background job (nohup ... &, some CI runners) inherits SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def sweep_results(store: str, run_id: str) -> pd.DataFrame:
+    return pd.read_csv(
+        mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="sweep_results.csv", tracking_uri=store)
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_during_a_sweep_ends_parent_and_job_killed_with_the_partial_table(tmp_path, signum):
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    env = {**os.environ, "STANCE_CACHE": str(tmp_path / "cache")}  # a cold cache: the first job is still encoding
+    command = train_command(store, tmp_path, "classifier=logreg,svm", "data.limit=300", multirun=True)
+    log = tmp_path / "sweep.log"
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, preexec_fn=default_sigint
+    )
+    wait_for(lambda: any("mlflow.parentRunId" in r.data.tags for r in runs(store)), "job run", process, log)
+    process.send_signal(signum)
+    assert process.wait(timeout=120) != 0, log.read_text()[-3000:]
+    logged = runs(store)
+    [parent] = [r for r in logged if "mlflow.parentRunId" not in r.data.tags]
+    [job] = [r for r in logged if "mlflow.parentRunId" in r.data.tags]
+    assert (parent.info.status, job.info.status) == ("KILLED", "KILLED"), log.read_text()[-3000:]
+    table = sweep_results(store, parent.info.run_id)
+    assert table[["run_id", "status"]].values.tolist() == [[job.info.run_id, "KILLED"]]
+    assert "classifier=logreg" in table["overrides"][0].split()
+
+
+def test_a_crashed_sweep_ends_its_parent_failed(tmp_path):
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    command = train_command(store, tmp_path, "classifier=logreg,no_such_classifier", multirun=True)
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0 and "no_such_classifier" in done.stderr
+    [parent] = runs(store)
+    assert parent.info.status == "FAILED"
+    assert sweep_results(store, parent.info.run_id).empty  # no job ran: an empty table, logged all the same
+
+
 @pytest.mark.slow
 def test_two_sweeps_at_once_on_one_cache_and_store_lose_nothing(tmp_path):
     from stance.corpora import semeval2016_task6
