@@ -132,7 +132,8 @@ _SECRET_WORDS = r"token|passw(?:or)?d|secret|credentials?|(?:api|access|private)
 _SECRET_KEY = re.compile(rf"(?:^|[._-])(?:{_SECRET_WORDS})$", re.I)
 _ASSIGNMENT = re.compile(r"(?P<key>[^\s,=]+)=(?P<value>[^\s,]+)")
 _SECRET_ENV = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|KEY|AUTH", re.I)
-_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^/:@\s]*:)[^@/\s]+@", re.I)
+# Also in Hydra's escaped form of an override value (`http\://user\:password@host`), as sweeps write it.
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*\\?://[^/:@\s]*:)[^@/\s]+@", re.I)
 REDACTED = "***"
 
 
