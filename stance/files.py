@@ -15,26 +15,95 @@ from stance.data import DataError, carve_validation, finish
 log = logging.getLogger(__name__)
 SPLIT_ORDER = {"train": 0, "validation": 1, "test": 2}
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
+TEXT = ("csv", "tsv", "jsonl")
+
+
+# Detected encodings this much messier (charset-normalizer's mess ratio) than the best are not candidates.
+_MESS_MARGIN = 0.02
 
 
 def decode(path: Path, encoding: str | None = None) -> str:
-    """File contents as text: in the given encoding, else UTF-8, else a detected one (with a warning)."""
+    """File contents as text: in the given encoding, else UTF-8, else the one detected for it (with a warning)."""
     raw = path.read_bytes()
+    encoding = encoding or detect_encoding([path])
     try:
-        return raw.decode(encoding or "utf-8-sig")
+        return raw.decode(encoding)
     except UnicodeDecodeError as err:
-        first_error = err
+        raise DataError(
+            f"{path}: byte {raw[err.start : err.start + 1]!r} at offset {err.start} is not valid {encoding}. "
+            "Set data.encoding to the file's encoding (e.g. cp1252 or gb18030)."
+        ) from None
+
+
+def detect_encoding(paths: Sequence[Path]) -> str:
+    """One encoding for all `paths`: UTF-8 if they all are, else the one detection is sure of, else a DataError.
+
+    Sure means every candidate charset-normalizer finds about as plausible reads the files to the same text; when
+    they differ, the error names them with what each makes of the first line they disagree on.
+    """
+    raws = {path: path.read_bytes() for path in paths}
+    utf8 = [path for path, raw in raws.items() if _decodes(raw, "utf-8-sig")]
+    if len(utf8) == len(raws):
+        return "utf-8-sig"
+    foreign = [path for path in raws if path not in utf8]
+    if any(not raws[path].isascii() for path in utf8):
+        raise DataError(
+            f"The data files are in different encodings: {', '.join(str(p) for p in utf8 if not raws[p].isascii())} "
+            f"UTF-8, {', '.join(map(str, foreign))} not. Save them all in one encoding (UTF-8 is best)."
+        )
     from charset_normalizer import from_bytes
 
-    guess = from_bytes(raw).best()
-    suggestion = f"; it looks like {guess.encoding}" if guess else ""
-    if encoding is None and guess is not None:
-        log.warning("%s is not UTF-8 (byte offset %d); decoding it as %s", path, first_error.start, guess.encoding)
-        return str(guess)
-    raise DataError(
-        f"{path}: byte {raw[first_error.start : first_error.start + 1]!r} at offset {first_error.start} is not valid "
-        f"{encoding or 'UTF-8'}{suggestion}. Set data.encoding (e.g. cp1252 or gb18030)."
+    matches = list(from_bytes(b"\n".join(raws[path] for path in foreign)))
+    best = min((m.chaos for m in matches), default=0.0)
+    readings: dict[tuple[str, ...], list[str]] = {}  # the files as read -> the encodings that read them so
+    for match in matches:
+        if match.chaos <= best + _MESS_MARGIN and all(_decodes(raws[p], match.encoding) for p in foreign):
+            names = readings.setdefault(tuple(raws[p].decode(match.encoding) for p in foreign), [])
+            names += [name for name in match.could_be_from_charset if name not in names]
+    if len(readings) == 1:
+        [names] = readings.values()
+        log.warning("The data files are not UTF-8; reading them all as %s (detected; data.encoding sets it).", names[0])
+        return names[0]
+    first = foreign[0]
+    offset = next((i for i, byte in enumerate(raws[first]) if byte >= 0x80), 0)
+    if not readings:
+        raise DataError(
+            f"{first}: byte {raws[first][offset : offset + 1]!r} at offset {offset} is not valid UTF-8, and no other "
+            "encoding reads the data files. Set data.encoding to their encoding (e.g. cp1252 or gb18030)."
+        )
+    where, lines = _first_disagreement(foreign, list(readings))
+    candidates = "; ".join(
+        f"{_names(names)} reads {line!r}" for names, line in zip(readings.values(), lines, strict=True)
     )
+    raise DataError(
+        f"The data files are not UTF-8 and their encoding is ambiguous: at {where}, {candidates}. Set data.encoding "
+        "to the one that reads your text right."
+    )
+
+
+def _names(names: list[str]) -> str:
+    """`cp1252 (or cp1254, cp1258)`: an encoding and those that read the files the same."""
+    return names[0] + (f" (or {', '.join(names[1:4])})" if len(names) > 1 else "")
+
+
+def _decodes(raw: bytes, encoding: str) -> bool:
+    try:
+        raw.decode(encoding)
+    except (UnicodeDecodeError, LookupError):
+        return False
+    return True
+
+
+def _first_disagreement(paths: Sequence[Path], readings: list[tuple[str, ...]]) -> tuple[str, list[str]]:
+    """`file:line` of the first line the readings differ on, and that line (about 60 characters) in each."""
+    for index, path in enumerate(paths):
+        splits = [reading[index].splitlines() for reading in readings]
+        for number, lines in enumerate(zip(*splits, strict=False), start=1):
+            if len(set(lines)) > 1:
+                column = next(i for i, chars in enumerate(zip(*lines, strict=False)) if len(set(chars)) > 1)
+                start = max(0, column - 30)
+                return f"{path.name}:{number}", [line[start : start + 60] for line in lines]
+    return paths[0].name, [reading[0][:60] for reading in readings]
 
 
 def read_file(path: str | Path, fmt: str | None = None, encoding: str | None = None) -> pd.DataFrame:
@@ -87,6 +156,9 @@ def files(
         if not split_column:
             raise DataError("data.paths is one file: set data.split_column, or give paths as {train: ..., test: ...}.")
         paths = {"all": paths}
+    texts = [Path(p).expanduser() for p in paths.values() if (format or FORMATS.get(Path(p).suffix.lower())) in TEXT]
+    if encoding is None and texts and all(p.is_file() for p in texts):
+        encoding = detect_encoding(texts)  # one encoding for the whole dataset, not a guess per file
     splits: dict[str, pd.DataFrame] = {}
     for split, path in paths.items():
         frame = _to_schema(read_file(path, format, encoding), Path(path), columns or {}, targets or {}, split_column)

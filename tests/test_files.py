@@ -112,6 +112,65 @@ def test_encodings_given_detected_and_wrong(tmp_path, caplog):
         files({"test": str(bad)}, encoding="utf-8")
 
 
+ZH = [f"气候变化是真实存在的问题，我们必须立即行动…第{i}条" for i in range(30)]
+JA = [f"気候変動は本当の問題です。今すぐ行動しなければなりません（その{i}）" for i in range(30)]
+ELLIPSIS = [f"Tweet {i} about the climate… and more to come…" for i in range(30)]
+
+
+def write_split(path, texts, encoding):
+    rows = [("text", "target", "label"), *((t, "Climate Change is a Real Concern", "FAVOR") for t in texts)]
+    return write_csv(path, rows, encoding=encoding)
+
+
+def texts_of(data, split):
+    return to_frame(data[split])["text"].tolist()
+
+
+def test_one_encoding_is_detected_for_all_files_of_a_dataset(tmp_path, caplog):
+    """GB18030: the English test file alone (only `…` not ASCII) is ambiguous; with the Chinese train file it is not."""
+    paths = {
+        "train": write_split(tmp_path / "train.csv", ZH, "gb18030"),
+        "test": write_split(tmp_path / "test.csv", ELLIPSIS, "gb18030"),
+    }
+    with caplog.at_level(logging.WARNING):
+        data = files(paths, validation_size=0)
+    assert texts_of(data, "train") == ZH and texts_of(data, "test") == ELLIPSIS
+    assert caplog.text.count("reading them all as gb18030") == 1
+    paths = {
+        "train": write_split(tmp_path / "ja.csv", JA, "shift_jis"),
+        "test": write_split(tmp_path / "ja2.csv", JA[:5], "shift_jis"),
+    }
+    data = files(paths, validation_size=0)
+    assert texts_of(data, "train") == JA and texts_of(data, "test") == JA[:5]
+
+
+def test_an_ambiguous_encoding_stops_and_names_the_candidates(tmp_path):
+    paths = {
+        "train": write_split(tmp_path / "train.csv", ELLIPSIS, "gb18030"),
+        "test": write_split(tmp_path / "test.csv", ELLIPSIS[:5], "gb18030"),
+    }
+    with pytest.raises(
+        DataError,
+        match=r"ambiguous: at train.csv:2, .*gb18030 .*reads 'Tweet 0 about the climate… and.*Set data.encoding",
+    ):
+        files(paths, validation_size=0)
+    assert texts_of(files(paths, validation_size=0, encoding="gb18030"), "test") == ELLIPSIS[:5]
+    western = ["“Naïve” café owners — résumé attached"] * 20
+    paths = {"train": write_split(tmp_path / "w.csv", western, "cp1252")}
+    with pytest.raises(DataError, match=r"cp1250 reads '“Naďve” café.*; cp1252 \(or .*\) reads '“Naïve” café"):
+        files(paths, validation_size=0)
+    assert texts_of(files(paths, validation_size=0, encoding="cp1252"), "train") == western
+
+
+def test_files_in_two_encodings_are_an_error(tmp_path):
+    paths = {
+        "train": write_split(tmp_path / "train.csv", ["Tweet about the climate…"] * 10, "utf-8"),
+        "test": write_split(tmp_path / "test.csv", ["“Naïve” café owners"] * 10, "cp1252"),
+    }
+    with pytest.raises(DataError, match=r"different encodings: .*train.csv UTF-8, .*test.csv not"):
+        files(paths, validation_size=0)
+
+
 def test_validate_reports_duplicates_and_leakage_and_drops_only_when_asked():
     train = pd.DataFrame(
         {"text": ["a", "a", "b", "c"], "target": ["t"] * 4, "label": ["X", "Y", "X", "X"], "id": list("1234")}
