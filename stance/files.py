@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 from datasets import DatasetDict
 
-from stance.data import DataError, carve_validation, finish
+from stance.data import STANCE_LABELS, DataError, carve_validation, finish
 
 log = logging.getLogger(__name__)
 SPLIT_ORDER = {"train": 0, "validation": 1, "test": 2}
@@ -112,6 +112,8 @@ def read_file(path: str | Path, fmt: str | None = None, encoding: str | None = N
     if not path.is_file():
         raise DataError(f"Data file {path} does not exist. Check the path in data.paths.")
     fmt = fmt or FORMATS.get(path.suffix.lower())
+    if path.stat().st_size == 0:
+        raise DataError(f"{path} is empty (no header, no rows). Put the data in it, or leave it out of data.paths.")
     if fmt == "parquet":
         return pd.read_parquet(path).astype("string").fillna("").astype(object)
     if fmt not in ("csv", "tsv", "jsonl"):
@@ -127,6 +129,8 @@ def read_file(path: str | Path, fmt: str | None = None, encoding: str | None = N
         return frame.astype("string").fillna("").astype(object)
     try:
         return pd.read_csv(io.StringIO(text), sep="\t" if fmt == "tsv" else ",", dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} has no header and no rows (only blank lines). Put the data in it.") from None
     except pd.errors.ParserError as err:
         raise DataError(f"{path}: cannot parse as {fmt.upper()} ({err}). Check the separator and quoting.") from None
 
@@ -144,6 +148,7 @@ def files(
     validation_size: float = 0.1,
     seed: int = 13,
     limit: int | None = None,
+    task: str | None = None,
 ) -> DatasetDict:
     """Load one file per split (`paths={split: path}`) or one file with a `split_column`, renaming via `columns`.
 
@@ -151,6 +156,7 @@ def files(
     `split_map` renames split values, e.g. {Train: train, Dev: validation, Test: test}.
     `targets` turns a multi-target row into one row per pair: {target column: label column}.
     Without a validation split, one is carved from train (stratified by target x label).
+    `task="stance"`: labels must be AGAINST/FAVOR/NONE after `label_map`, unless `labels` lists others.
     """
     if isinstance(paths, str):
         if not split_column:
@@ -162,24 +168,55 @@ def files(
     splits: dict[str, pd.DataFrame] = {}
     for split, path in paths.items():
         frame = _to_schema(read_file(path, format, encoding), Path(path), columns or {}, targets or {}, split_column)
+        if frame.empty:
+            raise DataError(f"{path} has a header but no rows. Add the data rows, or leave the file out of data.paths.")
         if split_column:
             names = frame["split"].map(lambda v: (split_map or {}).get(v, v))
             splits.update({str(name): group.drop(columns="split") for name, group in frame.groupby(names)})
         else:
             splits[split] = frame
+    label_column = (columns or {}).get("label", "label")
+    return assemble(splits, labels, label_map, task, label_column, validation_size, seed, limit)
+
+
+def assemble(
+    splits: dict[str, pd.DataFrame],
+    labels: Sequence[str] | None,
+    label_map: Mapping[str, str] | None,
+    task: str | None,
+    label_column: str,
+    validation_size: float,
+    seed: int,
+    limit: int | None,
+) -> DatasetDict:
+    """Frames per split (with `row`) as a DatasetDict: labels checked and mapped, validation carved, sliced."""
     splits = dict(sorted(splits.items(), key=lambda item: SPLIT_ORDER.get(item[0], len(SPLIT_ORDER))))
+    mapping = dict(label_map or {})
+    allowed = list(labels) if labels else sorted({*STANCE_LABELS, *mapping.values()}) if task == "stance" else None
+    for split in splits.values() if allowed is not None else ():
+        unknown = ~split["label"].map(lambda v: mapping.get(v, v)).isin(allowed)
+        if unknown.any():
+            row, value = split["row"][unknown].iloc[0], split["label"][unknown].iloc[0]
+            raise DataError(_unknown_label(row, label_column, value, allowed, bool(labels)))
     if "train" in splits and "validation" not in splits and validation_size:
         splits["train"], splits["validation"] = carve_validation(splits["train"], validation_size, seed)
-    mapping = dict(label_map or {})
     found = sorted({mapping.get(v, v) for split in splits.values() for v in split["label"]})
-    for split in splits.values():
-        unknown = ~split["label"].map(lambda v: mapping.get(v, v)).isin(labels or found)
-        if unknown.any():
-            raise DataError(
-                f"{split['row'][unknown].iloc[0]}, column '{(columns or {}).get('label', 'label')}': unknown label "
-                f"{split['label'][unknown].iloc[0]!r}; expected one of {list(labels)}. Fix it or use data.label_map."
-            )
     return finish(splits, list(labels) if labels else found, mapping, limit, seed)
+
+
+def _unknown_label(row: str, column: str, value: str, allowed: list[str], listed: bool) -> str:
+    """The error for a label outside `allowed`, with the closest allowed label suggested."""
+    import difflib
+
+    by_upper = {label.upper(): label for label in allowed}
+    close = difflib.get_close_matches(str(value).upper(), list(by_upper), n=1, cutoff=0.6)
+    suggestion = by_upper[close[0]] if close else allowed[0]
+    expected = "data.labels" if listed else "the stance task (or data.label_map's values)"
+    return (
+        f"{row}, column '{column}': unknown label {value!r}{f' (did you mean {suggestion!r}?)' if close else ''}; "
+        f"{expected} allows {allowed}. Fix the file, map it with data.label_map (e.g. {{{value}: {suggestion}}}), "
+        "or list your own labels in data.labels."
+    )
 
 
 def _to_schema(

@@ -69,7 +69,10 @@ def train(cfg: DictConfig) -> Result:
     if "train" not in frames:
         raise DataError(f"Data config {cfg.data._target_} has no train split (splits: {list(frames)}).")
     frames = {split: task.prepare(frame, f"{cfg.data._target_} {split}") for split, frame in frames.items()}
-    model = build_model(build(cfg.features), build(cfg.classifier), cfg.per_target, task.multilabel)
+    classifier = build(cfg.classifier)
+    if not task.multilabel:
+        check_class_sizes(classifier, frames["train"]["label"], cfg.classifier.get("_target_", "the classifier"))
+    model = build_model(build(cfg.features), classifier, cfg.per_target, task.multilabel)
     loaded = time.perf_counter()
     model.fit(frames["train"], frames["train"]["label"])
     if task.multilabel and "validation" in frames:
@@ -80,6 +83,19 @@ def train(cfg: DictConfig) -> Result:
     evaluation = evaluate(model, {s: frames[s] for s in EVAL_SPLITS if s in frames}, task, cfg.bootstrap, cfg.seed)
     seconds = {"load": loaded - start, "fit": fitted - loaded, "evaluate": time.perf_counter() - fitted}
     return Result(model, evaluation, frames, seconds, report, task)
+
+
+def check_class_sizes(classifier: Any, labels: Any, name: str) -> None:
+    """A DataError when a label has fewer training rows than the folds the classifier cross-validates on."""
+    params = classifier.get_params(deep=True)
+    folds = max((v for k, v in params.items() if k.rsplit("__", 1)[-1] == "cv" and isinstance(v, int)), default=0)
+    counts = labels.astype(str).value_counts()
+    if len(counts) and counts.min() < folds:
+        raise DataError(
+            f"Label {counts.idxmin()!r} has {counts.min()} training row(s), fewer than the {folds} cross-validation "
+            f"folds of {name}. Add rows with it, merge it into another label (data.label_map), or use a classifier "
+            "without folds (e.g. classifier=logreg)."
+        )
 
 
 def _adjust_priors(model: Any, frames: dict[str, Any]) -> PriorAdjusted:

@@ -171,6 +171,66 @@ def test_files_in_two_encodings_are_an_error(tmp_path):
         files(paths, validation_size=0)
 
 
+def test_empty_and_header_only_files_are_named(tmp_path):
+    (tmp_path / "empty.csv").write_bytes(b"")
+    with pytest.raises(DataError, match=r"empty.csv is empty \(no header, no rows\)"):
+        files({"train": str(tmp_path / "empty.csv")})
+    (tmp_path / "blank.csv").write_text("\n\n")
+    with pytest.raises(DataError, match=r"blank.csv has no header and no rows"):
+        files({"train": str(tmp_path / "blank.csv")})
+    header = write_csv(tmp_path / "header.csv", [("text", "target", "label")])
+    with pytest.raises(DataError, match=r"header.csv has a header but no rows"):
+        files({"train": header, "test": write_split(tmp_path / "test.csv", ["a tweet"], "utf-8")})
+
+
+def test_an_unknown_stance_label_is_an_error_with_the_closest_suggested(tmp_path):
+    rows = [("text", "target", "Stance"), ("a", "t", "FAVOR"), ("b", "t", "AGAINST"), ("c", "t", "favour")]
+    path = write_csv(tmp_path / "t.csv", rows)
+    expected = r"t.csv:4, column 'Stance': unknown label 'favour' \(did you mean 'FAVOR'\?\).*data.label_map"
+    with pytest.raises(DataError, match=expected):
+        files({"test": path}, columns={"label": "Stance"}, task="stance")
+    mapped = files({"test": path}, columns={"label": "Stance"}, label_map={"favour": "FAVOR"}, task="stance")
+    assert to_frame(mapped["test"])["label"].tolist() == ["FAVOR", "AGAINST", "FAVOR"]
+    own = files({"test": path}, columns={"label": "Stance"}, labels=["AGAINST", "FAVOR", "favour"], task="stance")
+    assert own["test"].features["label"].names == ["AGAINST", "FAVOR", "favour"]
+    assert files({"test": path}, columns={"label": "Stance"}, task="topic")["test"].num_rows == 3  # any labels
+
+
+def test_a_class_too_small_to_split_is_one_clear_error(tmp_path, caplog):
+    texts = [f"tweet number {i}" for i in range(40)]
+    rows = [
+        ("text", "target", "label"),
+        *((t, f"target {i % 2}", "FAVOR" if i % 2 else "AGAINST") for i, t in enumerate(texts)),
+    ]
+    with pytest.raises(
+        DataError, match=r"Label 'NONE' has 1 training row \(t.csv:42\), too few to split .*validation_size=0"
+    ):
+        files({"train": write_csv(tmp_path / "t.csv", [*rows, ("odd one", "target 0", "NONE")])})
+    # One (target, label) pair with a single row, but every label with several: stratified by label, with a warning.
+    with caplog.at_level(logging.WARNING):
+        data = files({"train": write_csv(tmp_path / "u.csv", [*rows, ("odd one", "target 9", "FAVOR")])})
+    assert data["train"].num_rows + data["validation"].num_rows == 41
+    assert "stratified by label only" in caplog.text
+
+
+def test_a_class_smaller_than_the_classifiers_folds_is_one_clear_error(make_cfg, tmp_path):
+    from stance.train import train
+
+    texts = [f"tweet number {i}" for i in range(30)]
+    rows = [("text", "target", "label"), *((t, "t", ["AGAINST", "FAVOR"][i % 2]) for i, t in enumerate(texts))]
+    train_path = write_csv(tmp_path / "train.csv", [*rows, ("rare", "t", "NONE"), ("rarer", "t", "NONE")])
+    cfg = make_cfg(
+        "data=files",
+        f"data.paths={{train: {train_path}, validation: {train_path}}}",
+        "features=tfidf",
+        "classifier=svm",
+    )
+    with pytest.raises(
+        DataError, match=r"Label 'NONE' has 2 training row\(s\), fewer than the 3 cross-validation folds"
+    ):
+        train(cfg)
+
+
 def test_validate_reports_duplicates_and_leakage_and_drops_only_when_asked():
     train = pd.DataFrame(
         {"text": ["a", "a", "b", "c"], "target": ["t"] * 4, "label": ["X", "Y", "X", "X"], "id": list("1234")}
