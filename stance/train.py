@@ -109,11 +109,45 @@ def _adjust_priors(model: Any, frames: dict[str, Any]) -> PriorAdjusted:
     return PriorAdjusted(FrozenEstimator(model), weights).fit(frames["train"], frames["train"]["label"])
 
 
+class ConfigError(ValueError):
+    """The configuration asks for something stance cannot do well; the message says why and what to do instead."""
+
+
+def _targets(node: Any) -> list[str]:
+    """Every `_target_` in a config (nested dicts and lists, as `OmegaConf.to_container` gives them)."""
+    if isinstance(node, dict):
+        own = [str(node["_target_"])] if "_target_" in node else []
+        return own + [t for v in node.values() for t in _targets(v)]
+    return [t for v in node for t in _targets(v)] if isinstance(node, list) else []
+
+
+def check_loadable(cfg: DictConfig) -> None:
+    """Refuse, before any work, a pipeline whose logged model `stance.load_model` would not load."""
+    from stance.tracking import TRUSTED_MODULES
+
+    def trusted(target: str) -> bool:
+        return any(target == m or target.startswith(f"{m}.") for m in TRUSTED_MODULES)
+
+    if not cfg.mlflow.get("log_model"):
+        return
+    parts = [OmegaConf.to_container(cfg[part], resolve=False) for part in ("features", "classifier")]
+    foreign = [t for part in parts for t in _targets(part) if not trusted(t)]
+    if foreign:
+        package = foreign[0].split(".", 1)[0]
+        raise ConfigError(
+            f"{foreign[0]} is not from scikit-learn or stance: a logged model holding {package} objects could not be "
+            f"loaded by stance.load_model (it loads only {', '.join(TRUSTED_MODULES)} classes, since others could run "
+            f"code), and {package} is not in the model's requirements. Use a scikit-learn estimator (classifier=hgb "
+            "for gradient-boosted trees), or set mlflow.log_model=false to train and evaluate it without a model."
+        )
+
+
 def run_experiment(cfg: DictConfig, overrides: list[str] | None = None, tags: dict[str, str] | None = None) -> Result:
     """`train(cfg)` inside an MLflow run that records config, data, metrics, tables, figures and the model."""
     from stance import tracking
     from stance.sweep import parent_run_id
 
+    check_loadable(cfg)
     overrides = tracking.redact_overrides(overrides or [])  # shown in the run's name and tags
     params = tracking.flatten(OmegaConf.to_container(cfg, resolve=True))
     tags = {"overrides": " ".join(overrides) or "(defaults)", "git_commit": tracking.git_commit(), **(tags or {})}
@@ -153,7 +187,7 @@ def main(cfg: DictConfig) -> float:
         if sweeping:  # the job's MLflow run is already FAILED; the sweep goes on (NaN tells a sweeper it failed)
             log.exception("job failed: %s", " ".join(overrides))
             return float("nan")
-        if isinstance(err, DataError | ModelLoadError):
+        if isinstance(err, DataError | ModelLoadError | ConfigError):
             print(f"error: {err}", file=sys.stderr)
             raise SystemExit(1) from None
         raise
