@@ -256,9 +256,26 @@ def _to_schema(
     return frame.reset_index(drop=True)
 
 
-def hub(path: str, name: str | None = None, columns: Mapping[str, str] | None = None, **kwargs) -> DatasetDict:
-    """A Hugging Face Hub dataset id, passed to `datasets.load_dataset` unchanged (needs the network)."""
-    from datasets import load_dataset
+def hub(
+    path: str,
+    name: str | None = None,
+    columns: Mapping[str, str] | None = None,
+    split_map: Mapping[str, str] | None = None,
+    labels: Sequence[str] | None = None,
+    label_map: Mapping[str, str] | None = None,
+    validation_size: float = 0.1,
+    seed: int = 13,
+    limit: int | None = None,
+    task: str | None = None,
+    **kwargs,
+) -> DatasetDict:
+    """A Hugging Face dataset in the shared schema: a Hub id (needs the network) or a local loader and files.
+
+    `path` and `kwargs` go to `datasets.load_dataset` (e.g. path=json, data_files={train: a.jsonl}); the rest as in
+    `files`: `columns` maps schema names to dataset columns, labels (class indices or strings) are read as names,
+    mapped, checked, and a validation split is carved from train when there is none.
+    """
+    from datasets import ClassLabel, load_dataset
 
     try:
         data = load_dataset(path, name, **kwargs)
@@ -267,5 +284,31 @@ def hub(path: str, name: str | None = None, columns: Mapping[str, str] | None = 
             f"Cannot load Hub dataset {path!r}: {type(err).__name__}: {str(err).splitlines()[0][:200]}. "
             "Offline, export it to CSV/JSONL/Parquet and use data=files."
         ) from None
-    renames = {source: ours for ours, source in (columns or {}).items() if source != ours}
-    return data.rename_columns(renames) if renames else data
+    wanted = {"text": "text", "target": "target", "label": "label", **(columns or {})}
+    splits: dict[str, pd.DataFrame] = {}
+    for split, dataset in data.items():
+        missing = [c for key, c in wanted.items() if c not in dataset.column_names and key in ("text", "label")]
+        if missing:
+            raise DataError(
+                f"Dataset {path!r} split '{split}': missing column(s) {missing}; it has {dataset.column_names}. "
+                "Map your column names with data.columns (e.g. {text: sentence, label: stance})."
+            )
+        present = {key: column for key, column in wanted.items() if column in dataset.column_names}
+        table = dataset.select_columns(list(dict.fromkeys(present.values()))).to_pandas()
+        frame = pd.DataFrame({key: table[column] for key, column in present.items()})
+        feature = dataset.features[wanted["label"]]
+        if isinstance(feature, ClassLabel):  # class indices: their names are the labels
+            frame["label"] = [feature.int2str(int(i)) for i in frame["label"]]
+        frame = frame.astype("string").fillna("").astype(object)
+        if "target" not in frame:
+            frame["target"] = ""
+        frame["row"] = [f"{path} {split} row {i}" for i in range(len(frame))]
+        for column in ("text", "label"):
+            blank = frame[column].str.strip() == ""
+            if blank.any():
+                raise DataError(
+                    f"{frame['row'][blank].iloc[0]}, column '{wanted[column]}': empty {column} ({int(blank.sum())} "
+                    "such rows). Fill it in or drop those rows."
+                )
+        splits[(split_map or {}).get(split, split)] = frame
+    return assemble(splits, labels, label_map, task, wanted["label"], validation_size, seed, limit)

@@ -251,6 +251,61 @@ def test_hub_offline_is_a_clear_error(monkeypatch):
         hub("nobody/no-such-dataset")
 
 
+SENTENCES = [f"sentence {i} about the topic" for i in range(40)]
+STANCES = ["pro", "con", "neutral", "pro"] * 10
+
+
+def write_jsonl(path, rows):
+    path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    return str(path)
+
+
+def test_hub_reads_a_local_dataset_with_string_labels_mapped_and_limited(tmp_path):
+    rows = [{"sentence": t, "topic": "school uniforms", "stance": s} for t, s in zip(SENTENCES, STANCES, strict=True)]
+    files_ = {
+        "train": write_jsonl(tmp_path / "train.jsonl", rows[:30]),
+        "test": write_jsonl(tmp_path / "t.jsonl", rows[30:]),
+    }
+    options = {"columns": {"text": "sentence", "target": "topic", "label": "stance"}, "cache_dir": str(tmp_path / "hf")}
+    mapping = {"pro": "FAVOR", "con": "AGAINST", "neutral": "NONE"}
+    data = hub("json", data_files=files_, label_map=mapping, limit=5, task="stance", **options)
+    assert {split: ds.num_rows for split, ds in data.items()} == {"train": 5, "validation": 3, "test": 5}
+    assert data["test"].features["label"].names == ["AGAINST", "FAVOR", "NONE"]
+    test = to_frame(data["test"])
+    assert [mapping[o] for o in test["original_label"]] == test["label"].tolist()
+    assert set(test["target"]) == {"school uniforms"}
+    rows[2]["stance"] = "favour"
+    write_jsonl(tmp_path / "train.jsonl", rows[:30])
+    expected = r"json train row 2, column 'stance': unknown label 'favour' \(did you mean 'FAVOR'\?\)"
+    with pytest.raises(DataError, match=expected):
+        hub("json", data_files=files_, label_map=mapping, task="stance", **options)
+
+
+def test_hub_reads_class_indices_as_their_names(tmp_path):
+    from datasets import ClassLabel, Dataset, Features, Value
+
+    features = Features({"text": Value("string"), "label": ClassLabel(names=["AGAINST", "FAVOR", "NONE"])})
+    Dataset.from_dict({"text": SENTENCES[:6], "label": [0, 1, 2, 2, 1, 0]}, features=features).to_parquet(
+        tmp_path / "test.parquet"
+    )
+    data = hub("parquet", data_files={"test": str(tmp_path / "test.parquet")}, cache_dir=str(tmp_path / "hf"))
+    assert to_frame(data["test"])["label"].tolist() == ["AGAINST", "FAVOR", "NONE", "NONE", "FAVOR", "AGAINST"]
+
+
+def test_data_hub_trains_end_to_end_on_local_files(make_cfg, tmp_path):
+    from stance.train import train
+
+    rows = [{"text": t, "label": s} for t, s in zip(SENTENCES, STANCES, strict=True)]
+    train_file, test_file = write_jsonl(tmp_path / "a.jsonl", rows[:30]), write_jsonl(tmp_path / "b.jsonl", rows[30:])
+    cfg = make_cfg(
+        "data=hub", "data.path=json", f"data.data_files={{train: {train_file}, test: {test_file}}}",
+        "data.label_map={pro: FAVOR, con: AGAINST, neutral: NONE}", f"+data.cache_dir={tmp_path}/hf",
+        "features=tfidf", "per_target=false", "bootstrap=0",
+    )  # fmt: skip
+    result = train(cfg)
+    assert len(result.frames["test"]) == 10 and "test/f_avg" in result.evaluation.metrics
+
+
 CELL = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30)
 
 
