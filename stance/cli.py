@@ -99,6 +99,7 @@ def data_validate(
     split_column: str = typer.Option(None, help="Column holding the split, when one file has all splits."),
     labels: str = typer.Option(None, help="Allowed labels, comma-separated (default: any)."),
     encoding: str = typer.Option(None, help="File encoding (default: UTF-8, else detected)."),
+    task: str = typer.Option("stance", help="stance (labels AGAINST/FAVOR/NONE unless --labels), topic or claim."),
 ) -> None:
     """Check your files as training would: columns, encoding, empty texts, labels, duplicates and leakage."""
     from pathlib import Path
@@ -116,6 +117,7 @@ def data_validate(
             labels=labels.split(",") if labels else None,
             encoding=encoding,
             validation_size=0,
+            task=task,
         )
     except DataError as err:
         typer.echo(f"error: {err}", err=True)
