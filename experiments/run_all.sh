@@ -12,3 +12,5 @@ for name in $(ls stance/conf/experiment | sed 's/\.yaml$//' | grep -v _tune); do
     2>&1 | grep -E "MLflow run id|Error" || echo "FAILED: $name"
 done
 .venv/bin/stance results --tracking-uri "$uri"
+# Zero-shot stance: VAST and leave-one-target-out SemEval, per variant (RESULTS.md, issue 13).
+.venv/bin/python experiments/zero_shot.py
