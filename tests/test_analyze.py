@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import stance
-from stance.analyze import default_model, render
+from stance.analyze import RECIPE_VERSIONS, default_model, render
 from stance.data import STANCE_LABELS
 from stance.train import run_experiment
 
@@ -173,3 +173,12 @@ def test_import_stays_light():
     code = "import sys, stance; print(callable(stance.analyze), [m for m in ('torch', 'mlflow') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "True []"
+
+
+def test_default_models_are_stored_with_skops_and_load_without_unpickling(models_dir):
+    from stance import tracking
+
+    stored = sorted(p.name for p in models_dir.iterdir() if not p.name.startswith("."))
+    assert stored == [f"{kind}-v{RECIPE_VERSIONS[kind]}.skops" for kind in ("claim", "stance")]
+    for name in stored:
+        assert hasattr(tracking.load_pipeline(models_dir / name), "predict_proba")  # allow_pickle is False
