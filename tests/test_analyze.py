@@ -191,3 +191,12 @@ def test_import_stays_light():
     code = "import sys, stance; print(callable(stance.analyze), [m for m in ('torch', 'mlflow') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "True []"
+
+
+def test_default_models_are_stored_with_skops_and_load_without_unpickling(registry):
+    import mlflow
+
+    for kind, (name, _) in DEFAULT_MODELS.items():
+        local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}@default", tracking_uri=registry))
+        assert [p.name for p in (local / "artifacts").glob("pipeline.*")] == ["pipeline.skops"]
+        assert hasattr(default_model(kind, registry), "predict_proba")  # stance.load_model: allow_pickle is False
