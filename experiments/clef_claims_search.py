@@ -28,7 +28,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 
 from stance.data import to_frame, validate
-from stance.metrics import ranking_scores
+from stance.metrics import map_ci, ranking_scores
 from stance.train import build, compose_config
 
 # The ablation's block sets, in the order of the table in experiments/RESULTS.md.
@@ -74,8 +74,13 @@ def cross_validated(model: LogisticRegression, design: np.ndarray, frame: pd.Dat
 
 def score(proba: np.ndarray, frame: pd.DataFrame) -> float:
     """MAP of the check-worthy probability over the frame's debates."""
+    return ranking(proba, frame)[0]["map"]
+
+
+def ranking(proba: np.ndarray, frame: pd.DataFrame) -> tuple[dict[str, float], pd.DataFrame]:
+    """The official figures of the check-worthy probability over the frame's debates, and the per-debate table."""
     ranked = pd.DataFrame({"group": frame["group"], "relevant": (frame["label"] == "1").astype(int), "score": proba})
-    return ranking_scores(ranked)[0]["map"]
+    return ranking_scores(ranked)
 
 
 def main() -> None:
@@ -95,6 +100,8 @@ def main() -> None:
             cv = cross_validated(model, design["pool"], frames["pool"])
             model.fit(design["train"], frames["train"]["label"])
             proba = {s: model.predict_proba(design[s])[:, 1] for s in ("validation", "test")}
+            metrics, per_debate = ranking(proba["test"], frames["test"])
+            low, high = map_ci(per_debate)
             rows.append(
                 {
                     "features": label,
@@ -102,12 +109,15 @@ def main() -> None:
                     "C": c,
                     "CV MAP": cv,
                     "val MAP": score(proba["validation"], frames["validation"]),
-                    "test MAP": score(proba["test"], frames["test"]),
+                    "test MAP": metrics["map"],
+                    "test MAP 95% CI": f"[{low:.3f}, {high:.3f}]",
+                    "test P@10": metrics["p_at_10"],
+                    "test R-P": metrics["r_precision"],
                 }
             )
     table = pd.DataFrame(rows).sort_values("CV MAP", ascending=False)
     best = table.drop_duplicates("features").set_index("features")
-    table = table.drop(columns="test MAP")
+    table = table.drop(columns=[c for c in table if c.startswith("test")])
     print(table.to_markdown(index=False, floatfmt=".3f"))
     if args.test:
         print("\nbest row of each block set, by CV MAP:\n")
