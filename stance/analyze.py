@@ -78,7 +78,7 @@ def analyze(
         }
     )
     texts = frame["statement"].tolist()
-    frame["claim"] = claim_scores(_model(claim_model, "claim", tracking_uri), texts)
+    frame["claim"] = claim_scores(_model(claim_model, "claim", tracking_uri), texts, frame["speaker"].tolist())
     topic = None if topic_model is None else _model(topic_model, "topic", tracking_uri)
     frame["topic"] = topics(texts) if topic is None else topic.predict(pd.DataFrame({"text": texts, "target": ""}))
     stance = _model(stance_model, "stance", tracking_uri)
@@ -119,13 +119,26 @@ def read_article(path: str | os.PathLike) -> str:
         ) from None
 
 
-def claim_scores(model: Any, texts: list[str]) -> Any:
-    """Probability that each text is a check-worthy claim (the class "1", else the last class)."""
+def claim_scores(model: Any, texts: list[str], speakers: Sequence[str | None] | None = None) -> Any:
+    """Probability that each text is a check-worthy claim (the class "1", else the last class).
+
+    The texts are one document in order (`group` "article", `line` 1..n) with their `speakers` ("" for narration),
+    so context features see an article as a debate: neighbours by statement order, speakers unseen ("other").
+    """
     import pandas as pd
 
     classes = [str(c) for c in model.classes_]
     positive = classes.index("1") if "1" in classes else len(classes) - 1
-    return model.predict_proba(pd.DataFrame({"text": texts, "target": ""}))[:, positive].astype(float).round(3)
+    frame = pd.DataFrame(
+        {
+            "text": texts,
+            "target": "",
+            "group": "article",
+            "line": [str(i) for i in range(1, len(texts) + 1)],
+            "speaker": [s or "" for s in (speakers if speakers is not None else [None] * len(texts))],
+        }
+    )
+    return model.predict_proba(frame)[:, positive].astype(float).round(3)
 
 
 def topics(texts: list[str], labels: Sequence[str] = TOPICS) -> list[str]:
@@ -256,6 +269,9 @@ def train_default(kind: str, tracking_uri: str, limit: int | None = None) -> str
     name, experiment = DEFAULT_MODELS[kind]
     overrides = [
         f"experiment={experiment}", f"mlflow.tracking_uri={tracking_uri}", f"mlflow.register={name}",
-        f"mlflow.alias={DEFAULT_ALIAS}", "features.show_progress=false", *([f"data.limit={limit}"] if limit else []),
+        f"mlflow.alias={DEFAULT_ALIAS}", *([f"data.limit={limit}"] if limit else []),
     ]  # fmt: skip
-    return run_experiment(compose_config(*overrides), overrides).run_id
+    cfg = compose_config(*overrides)
+    if "show_progress" in cfg.features:  # a single embedder; combined feature sets set it per block
+        cfg.features.show_progress = False
+    return run_experiment(cfg, overrides).run_id

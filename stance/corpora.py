@@ -842,15 +842,23 @@ def clef2019_checkthat_task1(
     label_map: Mapping[str, str] | None = None,
     seed: int = 13,
     limit: int | None = None,
+    validation_by: str = "sentence",
 ) -> DatasetDict:
     """CLEF-2019 CheckThat! task 1: is a debate sentence check-worthy (1) or not (0); test = test_annotated.
 
     target is "" (the task has no target). `speaker` is kept; `group` is the debate (file name without .tsv), needed
-    for the official per-debate MAP; `id` is debate/line_number. Validation is carved from the training sentences,
-    stratified by label (`carve_validation`), because positives are rare (2.7%).
+    for the official per-debate MAP; `line` is the sentence's line number in its debate (its order); `id` is
+    debate/line. validation_by="sentence" carves `validation_size` of the training sentences, stratified by label;
+    "debate" carves that fraction of whole training debates, so that every split holds complete debates and a
+    sentence's neighbours are in its own split (needed by context features).
     """
     train, test = (_read_clef_folder(root, folder, count) for folder, count in _CLEF_FOLDERS.items())
-    fit, val = carve_validation(train, validation_size, seed)
+    if validation_by == "sentence":
+        fit, val = carve_validation(train, validation_size, seed)
+    elif validation_by == "debate":
+        fit, val = _carve_groups(train, validation_size, seed)
+    else:
+        raise DataError(f"data.validation_by must be 'sentence' or 'debate', got {validation_by!r}.")
     return _done({"train": fit, "validation": val, "test": test}, _CLEF_LABELS, labels, label_map, limit, seed)
 
 
@@ -867,6 +875,13 @@ def _read_clef(path: Path) -> pd.DataFrame:
     raw = read_table(path, columns, encoding="utf-8", sep="\t", header=None, names=columns, quoting=csv.QUOTE_NONE)
     check_labels(raw, "label", _CLEF_LABELS, path, first_row=1)
     check_texts(raw, path, first_row=1)
+    line = pd.to_numeric(raw["line_number"], errors="coerce")
+    if line.isna().any():
+        row = int(line.isna().to_numpy().argmax())
+        raise DataError(
+            f"{path}, row {row + 1}: line_number {raw['line_number'][row]!r} is not a whole number; the first column "
+            "of a CLEF-2019 task 1 file numbers the debate's sentences in order."
+        )
     return pd.DataFrame(
         {
             "id": path.stem + "/" + raw["line_number"],
@@ -874,6 +889,7 @@ def _read_clef(path: Path) -> pd.DataFrame:
             "target": "",
             "speaker": raw["speaker"],
             "group": path.stem,
+            "line": line.astype(int),
             "label": raw["label"],
         }
     )

@@ -22,8 +22,8 @@ from stance.official import FNC_LABELS, fnc_score
 F_AVG_CLASSES = ("FAVOR", "AGAINST")
 # Corpora with more targets than this (claims, headlines) get the per-target table but no per-target metrics.
 MAX_TARGET_METRICS = 30
-# The precision cut-offs of the CLEF-2019 CheckThat! task 1 evaluation.
-RANK_KS = (5, 10, 20, 50)
+# The precision cut-offs of the CLEF-2019 CheckThat! task 1 scorer (MAIN_THRESHOLDS in its scorer/main.py).
+RANK_KS = (1, 3, 5, 10, 20, 50)
 
 
 def f_avg(y_true: Any, y_pred: Any, classes: tuple[str, ...] = F_AVG_CLASSES) -> float:
@@ -66,6 +66,8 @@ class Evaluation:
     per_target: pd.DataFrame = field(default_factory=pd.DataFrame)
     per_class: pd.DataFrame = field(default_factory=pd.DataFrame)
     predictions: dict[str, pd.DataFrame] = field(default_factory=dict)
+    # Each split's class probabilities (columns in `classes_` order), so claim rankings need no second prediction.
+    probabilities: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
 
 def _f1_by_class(gold: np.ndarray, pred: np.ndarray, classes: range) -> tuple[np.ndarray, np.ndarray]:
@@ -108,7 +110,7 @@ def evaluate(
         return _evaluate_label_sets(model, frames)
     result = _evaluate_labels(model, frames, n_bootstrap, seed)
     if task is not None and task.positive_label is not None:
-        _add_ranking(result, model, str(task.positive_label))
+        _add_ranking(result, model, str(task.positive_label), n_bootstrap, seed)
     return result
 
 
@@ -125,7 +127,7 @@ def _evaluate_labels(model: Any, frames: dict[str, pd.DataFrame], n_bootstrap: i
     result, rows, classes = Evaluation(), [], []
     labels = [str(c) for c in model.classes_]
     for split, data in frames.items():
-        proba = model.predict_proba(data)
+        proba = result.probabilities[split] = model.predict_proba(data)
         predicted = data.assign(predicted=np.asarray(labels, dtype=object)[proba.argmax(axis=1)])
         predicted["confidence"] = proba.max(axis=1)
         result.predictions[split] = predicted
@@ -151,31 +153,57 @@ def _evaluate_labels(model: Any, frames: dict[str, pd.DataFrame], n_bootstrap: i
 
 
 def ranking_scores(frame: pd.DataFrame, ks: tuple[int, ...] = RANK_KS) -> tuple[dict[str, float], pd.DataFrame]:
-    """CLEF CheckThat! metrics per `group` (debate), then averaged: MAP and P@k, from `relevant` and `score`."""
+    """The CLEF-2019 CheckThat! task 1 scorer's figures per `group` (debate), then averaged over debates.
+
+    From `relevant` (0/1) and `score`, as the official scorer (scorer/main.py of clef2019-factchecking-task1) defines
+    them: rows ranked by score, ties kept in frame order (its stable sort); AP = mean of the precision at each
+    relevant row (0 without relevant rows); R-precision = precision at R, the number of relevant rows; reciprocal
+    rank of the first relevant row; P@k = relevant rows in the top k / k. `map` etc. are means over debates.
+    """
     rows = []
     for group, part in frame.groupby("group", sort=True):
-        ranked = part.sort_values("score", ascending=False)["relevant"].to_numpy()
-        row = {"group": group, "n": len(part), "positives": int(ranked.sum())}
-        row["ap"] = float(average_precision_score(ranked, np.arange(len(ranked), 0, -1))) if ranked.any() else 0.0
+        ranked = part["relevant"].to_numpy()[np.argsort(-part["score"].to_numpy(), kind="stable")]
+        positives = int(ranked.sum())
+        row = {"group": group, "n": len(part), "positives": positives}
+        # Ranks as scores: strictly decreasing, so sklearn's AP is exactly the scorer's (no interpolation, no ties).
+        row["ap"] = float(average_precision_score(ranked, np.arange(len(ranked), 0, -1))) if positives else 0.0
+        row["r_precision"] = float(ranked[:positives].sum() / positives) if positives else 0.0
+        row["rr"] = float(1 / (ranked.argmax() + 1)) if positives else 0.0
         row |= {f"p_at_{k}": float(ranked[:k].sum() / k) for k in ks}
         rows.append(row)
     table = pd.DataFrame(rows)
-    metrics = {"map": float(table["ap"].mean())} | {f"p_at_{k}": float(table[f"p_at_{k}"].mean()) for k in ks}
+    names = ["r_precision", "rr", *(f"p_at_{k}" for k in ks)]
+    metrics = {"map": float(table["ap"].mean())} | {name: float(table[name].mean()) for name in names}
     return metrics, table
 
 
-def _add_ranking(result: Evaluation, model: Any, positive: str) -> None:
+def map_ci(table: pd.DataFrame, n_resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of MAP, resampling debates (the rows of `ranking_scores`' table)."""
+    from scipy.stats import bootstrap
+
+    ap = table["ap"].to_numpy(dtype=float)
+    if len(ap) < 2:
+        return float("nan"), float("nan")
+    result = bootstrap(
+        (ap,), np.mean, vectorized=True, n_resamples=n_resamples, method="percentile", rng=np.random.default_rng(seed)
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def _add_ranking(result: Evaluation, model: Any, positive: str, n_bootstrap: int = 0, seed: int = 0) -> None:
     """Claim metrics from the positive class's probability: per-debate MAP and P@k, PR-AUC, F1 of positives."""
     column = [str(c) for c in model.classes_].index(positive)
     tables = []
     for split, predicted in result.predictions.items():
         frame = predicted.assign(
-            score=model.predict_proba(predicted)[:, column], relevant=(predicted["label"] == positive).astype(int)
+            score=result.probabilities[split][:, column], relevant=(predicted["label"] == positive).astype(int)
         )
         if "group" not in frame:
             frame["group"] = "all"
         result.predictions[split] = frame
         metrics, table = ranking_scores(frame)
+        if split == "test" and n_bootstrap:
+            metrics["map_ci_low"], metrics["map_ci_high"] = map_ci(table, n_bootstrap, seed)
         metrics["pr_auc"] = float(average_precision_score(frame["relevant"], frame["score"]))
         metrics["f1_positive"] = float(
             f1_score(frame["label"], frame["predicted"], pos_label=positive, zero_division=0)

@@ -22,6 +22,8 @@ class Task:
     `dedupe` keeps one row per input text (e.g. PERSPECTRUM's claims, which repeat once per perspective).
     `positive_label` makes a binary task a ranking one (claims): the score is that label's probability, ranked
     within each `group_column` value.
+    `keep_columns` are passed through unchanged for features that read them (e.g. `speaker` and `line` for the
+    context of a debate sentence).
     """
 
     name: str = "stance"
@@ -33,6 +35,7 @@ class Task:
     dedupe: bool = False
     positive_label: str | None = None
     group_column: str | None = None
+    keep_columns: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.name not in TASKS:
@@ -46,7 +49,8 @@ class Task:
             self.label_column = "topic" if has_topics else "label"
         if self.multilabel is None:
             self.multilabel = bool(frame[self.label_column].astype(str).str.contains(self.separator, regex=False).any())
-        needed = [c for c in (self.text_column, self.target_column, self.label_column, self.group_column) if c]
+        named = (self.text_column, self.target_column, self.label_column, self.group_column, *self.keep_columns)
+        needed = [c for c in named if c]
         missing = [c for c in needed if c not in frame.columns]
         if missing:
             raise DataError(f"{where}: task '{self.name}' needs column(s) {missing}; the data has {list(frame)}.")
@@ -59,6 +63,8 @@ class Task:
         )
         if self.group_column:
             out["group"] = frame[self.group_column].astype(str)
+        for column in self.keep_columns:
+            out[column] = frame[column]
         if self.dedupe:
             out = out.drop_duplicates("text")
         if self.multilabel:

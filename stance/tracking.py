@@ -338,6 +338,17 @@ def predict_frame(model: Any, data: pd.DataFrame, task: dict[str, Any] | None = 
     return out
 
 
+def _signature(example: pd.DataFrame, output: pd.DataFrame) -> Any:
+    """The signature inferred from the example; inputs other than `text` and `target` (context columns) optional."""
+    from mlflow.types.schema import ColSpec, Schema
+
+    signature = infer_signature(example, output)
+    signature.inputs = Schema(
+        [ColSpec(c.type, c.name, required=c.name in ("text", "target")) for c in signature.inputs.inputs]
+    )
+    return signature
+
+
 def log_model(
     model: Any, example: pd.DataFrame, metadata: dict[str, Any], requirements: list[str], task: dict[str, Any]
 ) -> str:
@@ -368,7 +379,7 @@ def log_model(
             name=PYFUNC_NAME,
             python_model=str(Path(__file__).with_name("pyfunc_model.py")),
             artifacts=artifacts,
-            signature=infer_signature(example, predict_frame(model, example, task)),
+            signature=_signature(example, predict_frame(model, example, task)),
             input_example=example,
             pip_requirements=requirements,
             metadata=metadata,
@@ -611,7 +622,10 @@ def log_result(result: Any, cfg: Any, peak_rss_mb: float) -> None:
         figure.clf()
     mlflow.set_tag("mlflow.note.content", describe_run(result, cfg, data_name))
     if cfg.mlflow.log_model:
-        example = result.frames["train"][["text", "target"]].head(3).reset_index(drop=True)
+        train = result.frames["train"]
+        # Context columns travel with the example, so the pyfunc passes them on (as optional inputs).
+        context = [c for c in ("group", *getattr(result.task, "keep_columns", ())) if c in train.columns]
+        example = train[["text", "target", *context]].head(3).reset_index(drop=True)
         metadata = {"embedding_models": embedding_models(result.model), "stance_version": _version()}
         uri = log_model(result.model, example, metadata, requirements(result.model), result.task.describe())
         if cfg.mlflow.get("register"):

@@ -14,6 +14,7 @@ from hydra.utils import instantiate
 
 from stance.corpora import (
     CORPORA,
+    clef2019_checkthat_task1,
     fnc1,
     ibm_argkp2021,
     ibm_argq_30k,
@@ -296,9 +297,17 @@ def test_clef_counts_debates_and_speakers(data_root):
     assert counts(train_and_validation(frames)) == {"0": 15981, "1": 440}
     assert counts(frames["test"]) == {"0": 6944, "1": 136}
     assert train_and_validation(frames)["group"].nunique() == 19 and frames["test"]["group"].nunique() == 7
-    assert counts(frames["validation"])["1"] == 44  # stratified: 10% of the positives
+    # validation_by=debate: 4 whole debates (20% of 19), none of them also in train.
+    assert frames["validation"]["group"].nunique() == 4 and counts(frames["validation"]) == {"0": 3525, "1": 78}
+    assert not set(frames["train"]["group"]) & set(frames["validation"]["group"])
     assert (frames["test"]["target"] == "").all() and "TRUMP" in set(frames["train"]["speaker"])
     assert frames["test"]["id"].is_unique
+    first = frames["test"][frames["test"]["group"] == "20151219_3_dem"]
+    assert first["line"].tolist() == [str(i) for i in range(1, len(first) + 1)]  # in file order (strings, as all)
+    by_sentence = load("clef2019_checkthat_task1", "data.validation_by=sentence", "data.validation_size=0.1")
+    assert counts(by_sentence["validation"])["1"] == 44  # stratified: 10% of the positives
+    with pytest.raises(DataError, match="validation_by must be"):
+        clef2019_checkthat_task1(root=str(data_root), validation_by="speaker")
 
 
 def test_ag_news_test_only_and_made_split(data_root):

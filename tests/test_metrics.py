@@ -37,3 +37,55 @@ def test_bootstrap_interval_matches_sklearn_metric_on_the_same_resamples():
         low, high = bootstrap_ci(gold, pred, name, n_resamples=200, seed=0)
         assert (low, high) == pytest.approx((reference.low, reference.high))
         assert low < metric(gold, pred) < high
+
+
+def test_clef_ranking_figures_match_the_official_scorer_definitions_by_hand():
+    """The CLEF-2019 task 1 scorer (clef2019-factchecking-task1, scorer/main.py at 1236684): per debate, then mean."""
+    import pandas as pd
+
+    from stance.metrics import map_ci, ranking_scores
+
+    frame = pd.DataFrame(
+        {
+            "group": ["a"] * 6 + ["b"] * 3 + ["c"] * 4,
+            "relevant": [0, 1, 0, 0, 1, 1] + [0, 0, 0] + [1, 0, 0, 0],
+            "score": [0.9, 0.8, 0.8, 0.1, 0.5, 0.2] + [0.3, 0.2, 0.1] + [0.1, 0.2, 0.3, 0.4],
+        }
+    )
+    metrics, table = ranking_scores(frame, ks=(1, 3, 5, 10))
+    per = table.set_index("group")
+    # a: the tie at 0.8 keeps frame order (the scorer's stable sort), so the ranking reads 0 1 0 1 1 0 and R = 3.
+    # AP = (1/2 + 2/4 + 3/5) / 3; R-precision = P@3 = 1/3; reciprocal rank 1/2; P@5 = 3/5; P@10 = 3/10.
+    assert per.loc["a", "ap"] == pytest.approx((1 / 2 + 2 / 4 + 3 / 5) / 3)
+    assert per.loc["a", ["r_precision", "rr", "p_at_1", "p_at_3", "p_at_5", "p_at_10"]].tolist() == pytest.approx(
+        [1 / 3, 1 / 2, 0, 1 / 3, 3 / 5, 3 / 10]
+    )
+    # b: no check-worthy sentence: every figure is 0 (the scorer's AP is 0.0 when no precision was collected).
+    assert per.loc["b", ["ap", "r_precision", "rr", "p_at_1", "p_at_10"]].tolist() == [0, 0, 0, 0, 0]
+    # c: the one positive is ranked last of 4: AP = 1/4, R-precision = P@1 = 0, RR = 1/4, P@5 = 1/5 (k, not n).
+    assert per.loc["c", ["ap", "r_precision", "rr", "p_at_5"]].tolist() == pytest.approx([1 / 4, 0, 1 / 4, 1 / 5])
+    assert metrics["map"] == pytest.approx(((1 / 2 + 2 / 4 + 3 / 5) / 3 + 0 + 1 / 4) / 3)
+    assert metrics["r_precision"] == pytest.approx((1 / 3 + 0 + 0) / 3)
+    assert metrics["rr"] == pytest.approx((1 / 2 + 0 + 1 / 4) / 3)
+    assert metrics["p_at_5"] == pytest.approx((3 / 5 + 0 + 1 / 5) / 3)
+    low, high = map_ci(table, n_resamples=200)
+    assert 0 <= low < metrics["map"] < high <= (1 / 2 + 2 / 4 + 3 / 5) / 3
+
+
+@pytest.mark.parametrize(
+    ("relevant", "ap", "precisions"),
+    [  # the official scorer's own unit tests (scorer/tests.py), on rankings 1..5
+        ([0, 1, 0, 0, 1], (0.5 + 0.4) / 2, [0, 1 / 2, 1 / 3, 1 / 4, 2 / 5]),
+        ([1, 0, 1, 0, 1], (1 + 2 / 3 + 3 / 5) / 3, [1, 0.5, 2 / 3, 2 / 4, 3 / 5]),
+        ([0, 0, 0, 0, 0], 0.0, [0] * 5),
+    ],
+)
+def test_clef_ranking_matches_the_official_scorer_unit_tests(relevant, ap, precisions):
+    import pandas as pd
+
+    from stance.metrics import ranking_scores
+
+    frame = pd.DataFrame({"group": "d", "relevant": relevant, "score": [5, 4, 3, 2, 1]})
+    metrics, _ = ranking_scores(frame, ks=(1, 2, 3, 4, 5))
+    assert metrics["map"] == pytest.approx(ap)
+    assert [metrics[f"p_at_{k}"] for k in range(1, 6)] == pytest.approx(precisions)

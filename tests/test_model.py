@@ -39,3 +39,24 @@ def test_without_fallback_an_unseen_target_is_named():
     model.fit(train, train["label"])
     with pytest.raises(ValueError, match="'Brexit'.*no joint fallback"):
         model.predict(train.head(2).assign(target="Brexit"))
+
+
+def test_undersampled_keeps_every_rare_row_and_a_seeded_draw_of_the_common_class():
+    from sklearn.base import clone
+
+    from stance.context import LexicalSignals
+    from stance.corpora import clef2019_checkthat_task1
+    from stance.model import Undersampled, _parts
+
+    train = to_frame(clef2019_checkthat_task1(limit=3000)["train"])
+    positives = int((train["label"] == "1").sum())
+    model = Undersampled(make_pipeline(LexicalSignals(), LogisticRegression()), majority=500, seed=3)
+    fitted = model.fit(train, train["label"])
+    assert fitted is model and model.kept_ == positives + 500 and list(model.classes_) == ["0", "1"]
+    again = clone(model).fit(train, train["label"])
+    np.testing.assert_allclose(again.predict_proba(train), model.predict_proba(train))
+    other = clone(model).set_params(seed=4).fit(train, train["label"])
+    assert not np.allclose(other.predict_proba(train), model.predict_proba(train))
+    assert model.estimator_ in _parts(model)  # so fine-tuned weights inside it are found and logged
+    everything = Undersampled(LogisticRegression(), majority=10**6).fit(np.eye(4), ["a", "a", "b", "a"])
+    assert everything.kept_ == 4

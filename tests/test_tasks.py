@@ -54,6 +54,24 @@ def test_claim_task_end_to_end_and_a_loaded_model_ranks_new_sentences(make_cfg):
     np.testing.assert_allclose(model.predict_proba(SENTENCES)[:, 1], scored["score"], rtol=1e-6)
 
 
+def test_claims_in_context_log_a_model_that_scores_frames_with_or_without_context_columns(make_cfg):
+    cfg = make_cfg("experiment=clef_claims", "data.limit=300", "mlflow.register=null", "bootstrap=50")
+    result = run_experiment(cfg, ["experiment=clef_claims"])
+    metrics = result.evaluation.metrics
+    assert metrics["test/map_ci_low"] <= metrics["test/map"] <= metrics["test/map_ci_high"]
+    assert {"speaker", "line", "group"} <= set(result.frames["test"].columns)
+    model = stance.load_model(f"runs:/{result.run_id}/model")  # skops: the context transformers are trusted types
+    test = result.frames["test"]
+    np.testing.assert_allclose(model.predict_proba(test)[:, 1], result.evaluation.predictions["test"]["score"])
+    # Without group, line and speaker (optional inputs of the pyfunc) the frame is one document in row order.
+    mlflow.set_tracking_uri(cfg.mlflow.tracking_uri)
+    pyfunc = mlflow.pyfunc.load_model(f"runs:/{result.run_id}/model")
+    np.testing.assert_allclose(pyfunc.predict(SENTENCES)["score"], model.predict_proba(SENTENCES)[:, 1], rtol=1e-6)
+    # With them, the pyfunc passes them on: the same scores as the evaluation.
+    columns = ["text", "target", "group", "speaker", "line"]
+    np.testing.assert_allclose(pyfunc.predict(test[columns])["score"], model.predict_proba(test)[:, 1], rtol=1e-6)
+
+
 def test_multilabel_topics_on_perspectrum(make_cfg):
     cfg = make_cfg("task=topic", "data=perspectrum", "data.limit=1500", "features.show_progress=false")
     result = run_experiment(cfg, ["task=topic", "data=perspectrum"])
