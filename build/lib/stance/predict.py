@@ -297,8 +297,8 @@ def load(uri: str) -> LoadedModel:
     return LoadedModel(pipeline, task, meta.model_uuid or uri)
 
 
-def _forget_vectors() -> None:
-    """Drop this process's in-memory embeddings after a chunk (they are in the disk cache), so memory stays flat."""
+def forget_vectors() -> None:
+    """Drop this process's in-memory embeddings (they are in the disk cache), so memory stays flat over many calls."""
     from stance import features
 
     features._MEMO.clear()
@@ -352,7 +352,7 @@ def _predict_chunk(
         targets = chunk.columns[opts.target_column]
     frame = pd.DataFrame({"text": texts, "target": targets})
     out = predict_frame(model.pipeline, frame, model.task)
-    _forget_vectors()
+    forget_vectors()
     keys: dict[str, Any] = {}
     if file_label is not None:
         keys["file"] = file_label

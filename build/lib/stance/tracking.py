@@ -250,7 +250,12 @@ class StanceModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         """What the task means: a label and class probabilities, a claim score, or a set of topics."""
-        return predict_frame(self.pipeline, model_input, self.task)
+        from stance.predict import forget_vectors
+
+        try:
+            return predict_frame(self.pipeline, model_input, self.task)
+        finally:
+            forget_vectors()  # a server or Spark worker predicts for ever: keep vectors on disk, not in memory
 
 
 def predict_frame(model: Any, data: pd.DataFrame, task: dict[str, Any] | None = None) -> pd.DataFrame:
