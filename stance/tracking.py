@@ -359,7 +359,8 @@ def log_model(
     environment managers resolve it (they install with the model folder as working directory). A wheel rather than
     MLflow's `code_paths`: code paths only help `mlflow.pyfunc.load_model`, while the wheel also makes `import
     stance` (hence `stance.load_model`, the `stance` command and Spark executors built from the requirements) work
-    in an environment made from the model alone, and it brings the package's own dependencies with it.
+    in an environment made from the model alone, and it brings the package's own dependencies with it (the cost:
+    those include what only training needs, such as Hydra and datasets).
     Fine-tuned weights are new knowledge, not a name to look up: each folder travels inside the model as an artifact
     `weights-<key>`, so the model predicts on a machine whose cache never saw them.
     """
