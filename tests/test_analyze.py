@@ -92,7 +92,7 @@ def test_the_defaults_are_the_registered_models_of_named_experiments(registry, a
     client = MlflowClient(registry)
     for name, experiment in DEFAULT_MODELS.values():
         version = client.get_model_version_by_alias(name, "default")
-        assert version.version == "1"  # analysing did not train again
+        assert str(version.version) == "1"  # analysing did not train again
         run = client.get_run(version.run_id)
         assert run.data.tags["overrides"].startswith(f"experiment={experiment} ")
     explicit = stance.analyze(
