@@ -14,7 +14,7 @@ def test_list_shows_every_corpus_with_sizes(data_root):
     result = runner.invoke(app, ["data", "list"])
     assert result.exit_code == 0, result.output
     lines = {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:]}
-    assert set(lines) == set(CORPORA) and len(CORPORA) == 11
+    assert set(lines) == set(CORPORA) and len(CORPORA) == 15
     assert lines["vast_devtest"][1:] == ["stance", "validation,test", "-", "2062", "3006"]
     assert lines["ag_news_test"][1:] == ["topic", "test", "-", "-", "7600"]
 
