@@ -72,10 +72,9 @@ def redact_hydra_files(config: DictConfig) -> None:
 
     from stance.tracking import redact_config
 
-    folders = []
+    files = []
     if config.hydra.output_subdir is not None:
-        folders.append(Path(config.hydra.runtime.output_dir) / str(config.hydra.output_subdir))
-    files = [path for folder in folders for path in folder.glob("*.yaml")]
+        files += (Path(config.hydra.runtime.output_dir) / str(config.hydra.output_subdir)).glob("*.yaml")
     if config.hydra.mode is not None and str(config.hydra.mode) == "RunMode.MULTIRUN":
         files.append(Path(str(config.hydra.sweep.dir)) / "multirun.yaml")
     for path in files:
@@ -83,8 +82,10 @@ def redact_hydra_files(config: DictConfig) -> None:
             continue
         saved = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
         shown = redact_config(saved)
-        if shown != saved:
-            OmegaConf.save(OmegaConf.create(shown), path)
+        if shown != saved:  # atomically: parallel jobs of a sweep rewrite the same multirun.yaml
+            partial = path.with_name(f".{path.name}.{os.getpid()}")
+            OmegaConf.save(OmegaConf.create(shown), partial)
+            os.replace(partial, path)
 
 
 class MlflowSweep(Callback):
