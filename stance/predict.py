@@ -436,7 +436,7 @@ def predict_files(
     labels: list[str | None] = [str(p) for p in paths] if len(paths) > 1 else [None]
     done = sum(1 for _ in parts.glob("part-*.parquet"))
     if done:
-        log.info("Resuming %s: %d chunk(s) already labelled in %s.", output, done, parts)
+        log.warning("Resuming %s: %d chunk(s) already labelled in %s are kept.", output, done, parts)  # shown
     written: list[Path] = []
     with tqdm(total=sum(counts), unit="row", desc="Predicting", disable=not progress) as bar:
         for f, path in enumerate(paths):
