@@ -50,7 +50,7 @@ def synthesize(n: int, path: Path, seed: int = 0) -> None:
     frame.to_parquet(path, index=False)
 
 
-def _bare(model_dir: str, path: str, out: str) -> None:
+def _bare(model_dir: str, path: str, out: str, batch_size: str = "32") -> None:
     """The loop a user would write without stance: encode texts and targets, route to the fitted classifiers."""
     import numpy as np
     import pandas as pd
@@ -68,9 +68,11 @@ def _bare(model_dir: str, path: str, out: str) -> None:
     labels = []
     for batch in pq.ParquetFile(path).iter_batches(batch_size=5000, columns=["text", "target"]):
         texts, targets = batch.column("text").to_pylist(), np.array(batch.column("target").to_pylist())
-        vectors = encoder.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+        size = int(batch_size)
+        vectors = encoder.encode(texts, batch_size=size, normalize_embeddings=True, convert_to_numpy=True)
         names = sorted(set(targets))
-        target_vectors = dict(zip(names, encoder.encode(names, batch_size=64, normalize_embeddings=True), strict=True))
+        named = encoder.encode(names, batch_size=size, normalize_embeddings=True)
+        target_vectors = dict(zip(names, named, strict=True))
         features = np.hstack([vectors, np.vstack([target_vectors[t] for t in targets])])
         proba = np.zeros((len(texts), len(classes)))
         for name in names:

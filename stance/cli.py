@@ -290,6 +290,7 @@ def predict_command(
     id_column: str = typer.Option("id", help="Column copied to the output as `id` (else 1-based `row` numbers)."),
     chunk_size: int = typer.Option(5000, help="Rows per chunk: memory use and the work redone after an interrupt."),
     encoding: str = typer.Option("utf-8", help="Encoding of CSV/TSV/JSONL inputs."),
+    batch_size: int = typer.Option(32, help="Texts per encoder batch; fewer use less memory (0: the model's own)."),
     restart: bool = typer.Option(False, help="Discard the unfinished run in OUTPUT.parts instead of resuming it."),
     progress: bool = typer.Option(True, help="Show a progress bar on stderr."),
 ) -> None:
@@ -300,7 +301,7 @@ def predict_command(
     """
     from stance.predict import Options, predict_files
 
-    opts = Options(text_column, target_column, target, id_column, chunk_size, encoding)
+    opts = Options(text_column, target_column, target, id_column, chunk_size, encoding, batch_size)
     rows = predict_files(model_uri, inputs, output, opts, restart=restart, progress=progress)
     typer.echo(f"{rows} rows labelled into {output}", err=True)
 

@@ -111,7 +111,7 @@ class Interrupt(KeyboardInterrupt):
     pass
 
 
-def test_interrupted_run_resumes_without_redoing_finished_chunks(model_uri, statements, tmp_path, expected):
+def test_interrupted_run_resumes_without_redoing_finished_chunks(model_uri, statements, tmp_path, expected, caplog):
     src = write(statements, tmp_path / "in.csv")
     out = tmp_path / "out.parquet"
     opts = Options(chunk_size=50)  # 300 rows: six chunks
@@ -132,6 +132,7 @@ def test_interrupted_run_resumes_without_redoing_finished_chunks(model_uri, stat
     redone: list[int] = []
     predict_files(model_uri, [src], out, opts, progress=False, on_chunk=redone.append)
     assert redone == [3, 4, 5]
+    assert "Resuming" in caplog.text and "3 chunk(s) already labelled" in caplog.text
     got = pd.read_parquet(out)
     assert got["row"].tolist() == list(range(1, 301))
     assert got["label"].tolist() == expected["label"].tolist()
