@@ -50,7 +50,7 @@ def synthesize(n: int, path: Path, seed: int = 0) -> None:
     frame.to_parquet(path, index=False)
 
 
-def _bare(model_dir: str, path: str, out: str, batch_size: str = "32") -> None:
+def _bare(model_dir: str, path: str, out: str, batch_size: str = "64") -> None:
     """The loop a user would write without stance: encode texts and targets, route to the fitted classifiers."""
     import numpy as np
     import pandas as pd

@@ -290,7 +290,7 @@ def predict_command(
     id_column: str = typer.Option("id", help="Column copied to the output as `id` (else 1-based `row` numbers)."),
     chunk_size: int = typer.Option(5000, help="Rows per chunk: memory use and the work redone after an interrupt."),
     encoding: str = typer.Option("utf-8", help="Encoding of CSV/TSV/JSONL inputs."),
-    batch_size: int = typer.Option(32, help="Texts per encoder batch; fewer use less memory (0: the model's own)."),
+    batch_size: int = typer.Option(None, help="Texts per encoder batch (default: the model's); fewer use less memory."),
     restart: bool = typer.Option(False, help="Discard the unfinished run in OUTPUT.parts instead of resuming it."),
     progress: bool = typer.Option(True, help="Show a progress bar on stderr."),
 ) -> None:

@@ -46,9 +46,9 @@ class Options:
     id_column: str = "id"
     chunk_size: int = 5000
     encoding: str = "utf-8"
-    # Texts per encoder call (None: the model's, 64 by default). 32 pads less: on a 5,000-row chunk of tweets it
-    # peaked 200 MB lower and ran 25% faster than 64 on CPU, with the same labels (experiments/BENCHMARKS.md).
-    batch_size: int | None = 32
+    # Texts per encoder call (None: the model's, 64 by default). Fewer lower the encoder's peak memory (32: about
+    # 100-200 MB less); whether they are faster depended on the input (experiments/BENCHMARKS.md, part (e)).
+    batch_size: int | None = None
 
 
 @dataclass
