@@ -103,10 +103,7 @@ class CrossEncoderClassifier(ClassifierMixin, BaseEstimator):
         except ModelLoadError:
             raise
         except Exception as err:  # the Hub client raises many types; all mean the same to the user
-            raise ModelLoadError(
-                f"Cannot load base model {self.model!r} for the cross-encoder: {type(err).__name__}: "
-                f"{str(err).splitlines()[0][:200]}. Offline, give a local folder or a packaged model (e.g. minilm)."
-            ) from None
+            raise finetune.base_model_error(self.model, "for the cross-encoder", err) from None
         data = Dataset.from_dict({"target": [p[0] for p in pairs], "text": [p[1] for p in pairs], "label": codes})
         weight = None
         if self.class_weight == "balanced":

@@ -160,6 +160,16 @@ def loss_logger(name: str) -> Any:
     return LossToMlflow()
 
 
+def base_model_error(name: str, purpose: str, err: Exception) -> Exception:
+    """One clear error for a base model that cannot be loaded (offline Hub names most often)."""
+    from stance.features import ModelLoadError
+
+    return ModelLoadError(
+        f"Cannot load base model {name!r} {purpose}: {type(err).__name__}: {str(err).splitlines()[0][:200]}. "
+        "Offline, give a local folder or a packaged model (e.g. minilm)."
+    )
+
+
 def train_contrastive(
     base_path: str, texts: list[str], codes: list[int], settings: Contrastive, device: str, out: Path, name: str
 ) -> None:
@@ -168,15 +178,10 @@ def train_contrastive(
     from datasets import Dataset
     from setfit import SetFitModel, Trainer, TrainingArguments
 
-    from stance.features import ModelLoadError
-
     try:
         model = SetFitModel.from_pretrained(base_path, device=device)
     except Exception as err:  # the Hub client raises many types; all mean the same to the user
-        raise ModelLoadError(
-            f"Cannot load base model {base_path!r} to fine-tune: {type(err).__name__}: "
-            f"{str(err).splitlines()[0][:200]}. Offline, give a local folder or a packaged model (e.g. minilm)."
-        ) from None
+        raise base_model_error(base_path, "to fine-tune", err) from None
     args = TrainingArguments(
         output_dir=str(out.parent / "checkpoints"),
         batch_size=settings.batch_size,
