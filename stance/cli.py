@@ -157,6 +157,7 @@ def topics(
 
     from stance.data import subsample, to_frame
     from stance.topics import discover, topic_map
+    from stance.tracking import set_experiment
 
     data = _load_corpus(name, None)
     if split not in data:
@@ -164,7 +165,7 @@ def topics(
     texts = subsample(to_frame(data[split]), limit, seed)["text"].tolist()
     assignment, table, embeddings = discover(texts, clusters, seed)
     mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment("topics")
+    set_experiment("topics")
     with mlflow.start_run(run_name=f"topics {name} k={clusters}") as run:
         mlflow.log_params({"data": name, "split": split, "n_texts": len(texts), "clusters": clusters, "seed": seed})
         mlflow.log_table(table, "clusters.json")

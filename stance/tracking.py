@@ -236,11 +236,26 @@ def set_experiment(name: str) -> Any:
     from mlflow.exceptions import MlflowException
 
     try:
+        if (location := _artifacts_beside_store(name)) and mlflow.get_experiment_by_name(name) is None:
+            mlflow.create_experiment(name, artifact_location=location)
         return mlflow.set_experiment(name)
     except MlflowException as err:
         if err.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
         return mlflow.set_experiment(name)  # a parallel job created it between our lookup and create
+
+
+def _artifacts_beside_store(experiment: str) -> str | None:
+    """`<folder of the SQLite file>/mlruns/<experiment>` for a local SQLite store, else None (the store decides).
+
+    MLflow's default is `./mlruns` under whichever directory the run started in, so a store shared by many
+    directories (the default models' registry in the user cache) would point at artifacts that come and go with them.
+    """
+    uri = mlflow.get_tracking_uri()
+    if not uri.startswith("sqlite:///") or uri.endswith(":memory:"):
+        return None
+    folder = Path(uri.removeprefix("sqlite:///")).expanduser().resolve().parent
+    return str(folder / "mlruns" / re.sub(r"[^\w.-]+", "_", experiment))
 
 
 class Terminated(KeyboardInterrupt):

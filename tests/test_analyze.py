@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -132,9 +131,9 @@ def test_a_bad_model_uri_is_one_clear_error():
         stance.analyze("NATO grows.", TARGET, claim_model="no/such/model")
 
 
-def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def cli(*args: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "stance.cli", "analyze", *args]
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.parametrize(
@@ -165,22 +164,13 @@ def test_cli_prints_the_table(registry, article):
 
 @pytest.mark.slow
 def test_cli_uses_a_logged_claim_model(make_cfg, registry, article):
-    cfg = make_cfg("experiment=clef_claims", "data.limit=300")
-    logged = run_experiment(cfg)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": cfg.mlflow.tracking_uri}
-    uri = f"runs:/{logged.run_id}/model"
-    done = cli(
-        str(article),
-        "--target",
-        TARGET,
-        "--claim-model",
-        uri,
-        "--tracking-uri",
-        registry,
-        "--format",
-        "csv",
-        env=env,
+    # Logged into the store --tracking-uri names (where runs:/ URIs resolve), leaving its registered default alone.
+    cfg = make_cfg(
+        "experiment=clef_claims", "data.limit=300", f"mlflow.tracking_uri={registry}", "mlflow.register=null"
     )
+    logged = run_experiment(cfg)
+    uri = f"runs:/{logged.run_id}/model"
+    done = cli(str(article), "--target", TARGET, "--claim-model", uri, "--tracking-uri", registry, "--format", "csv")
     assert done.returncode == 0, done.stderr
     text = article.read_text(encoding="utf-8")
     expected = stance.analyze(text, TARGET, claim_model=logged.model, tracking_uri=registry).statements["claim"]

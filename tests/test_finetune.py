@@ -45,6 +45,7 @@ def test_a_few_steps_lower_the_training_loss_change_the_weights_and_log_to_mlflo
         epochs=6, learning_rate=2e-4, logging_steps=5, cache_dir=str(tmp_path), seed=1, **QUICK
     )
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    mlflow.set_experiment("finetune")  # not an experiment id another test left active in another store
     with mlflow.start_run() as run:
         model.fit(train, train["label"])
     history = MlflowClient().get_metric_history(run.info.run_id, f"finetune/{model.weights_key_}/loss")
