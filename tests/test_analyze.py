@@ -165,7 +165,7 @@ def test_cli_prints_the_table(registry, article):
 
 @pytest.mark.slow
 def test_cli_uses_a_logged_claim_model(make_cfg, registry, article):
-    cfg = make_cfg("experiment=clef_claims", "data.limit=300")
+    cfg = make_cfg("experiment=clef_claims_context", "data.limit=300")
     logged = run_experiment(cfg)
     env = {**os.environ, "MLFLOW_TRACKING_URI": cfg.mlflow.tracking_uri}
     uri = f"runs:/{logged.run_id}/model"
