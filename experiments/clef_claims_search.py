@@ -3,8 +3,8 @@
     python experiments/clef_claims_search.py [--test]
 
 Each block of conf/features/claim_context.yaml is computed once per split (embeddings come from the cache), then
-logistic regressions (class_weight=balanced, as experiment=clef_claims_context) are fitted for every combination of blocks,
-block weights and C, and scored two ways, both on training debates only:
+logistic regressions (class_weight=balanced, as experiment=clef_claims_context) are fitted for every combination of
+blocks, block weights and C, and scored two ways, both on training debates only:
 - `val MAP`: fitted on train (15 debates), the official per-debate MAP on the validation split (4 debates, 78
   check-worthy sentences); the same model as `python -m stance.train experiment=clef_claims_context
   features.transformer_weights.<block>=<weight> classifier.C=<C>`;
