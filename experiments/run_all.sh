@@ -6,9 +6,11 @@ cd "$(dirname "$0")/.."
 store="${1:-results}"
 mkdir -p "$store"
 uri="sqlite:///$(cd "$store" && pwd)/mlflow.db"
-for name in $(ls conf/experiment | sed 's/\.yaml$//' | grep -v _tune); do
+for name in $(ls stance/conf/experiment | sed 's/\.yaml$//' | grep -v _tune); do
   echo "== $name"
   .venv/bin/python -m stance.train experiment="$name" mlflow.tracking_uri="$uri" \
     2>&1 | grep -E "MLflow run id|Error" || echo "FAILED: $name"
 done
 .venv/bin/stance results --tracking-uri "$uri"
+# Zero-shot stance: VAST and leave-one-target-out SemEval, per variant (RESULTS.md, issue 13).
+.venv/bin/python experiments/zero_shot.py

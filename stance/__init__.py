@@ -9,8 +9,11 @@ from stance.analyze import analyze
 __all__ = ["analyze", "load_model"]
 
 
-def load_model(uri: str) -> Any:
-    """Load a logged model (`runs:/<id>/model`, `models:/<name>@<alias>` or a local path) as a fitted pipeline."""
+def load_model(uri: str, allow_pickle: bool = False) -> Any:
+    """Load a logged model (`runs:/<id>/model`, `models:/<name>@<alias>` or a local path) as a fitted pipeline.
+
+    No code from the model runs: a pickled pipeline is refused unless `allow_pickle=True` (only for models you trust).
+    """
     from stance.tracking import load_model as _load
 
-    return _load(uri)
+    return _load(uri, allow_pickle=allow_pickle)

@@ -14,6 +14,7 @@ system (not NFS), which the user cache dir is.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -42,6 +43,13 @@ CREATE TABLE IF NOT EXISTS embeddings (
 ) WITHOUT ROWID
 """
 _CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
+_UNWRITABLE_CODES = {3, 8, 14}  # SQLITE_PERM, SQLITE_READONLY, SQLITE_CANTOPEN (primary codes)
+_UNWRITABLE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def _unwritable(err: sqlite3.Error) -> bool:
+    code = getattr(err, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _UNWRITABLE_CODES
 
 
 def cache_dir(directory: str | os.PathLike | None = None) -> Path:
@@ -68,15 +76,21 @@ class EmbeddingCache:
         self.path = self.directory / DB_NAME
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
+        # "write", or "read" (a read-only folder: lookups only), or "off" (unusable: every vector is computed).
+        self.mode = "write"
 
     def _connect(self) -> sqlite3.Connection:
         # A connection must not cross a fork, so each process opens its own.
         if self._conn is None or self._pid != os.getpid():
-            self.directory.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=120, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(_SCHEMA)
+            if self.mode == "read":
+                conn = sqlite3.connect(f"{self.path.absolute().as_uri()}?mode=ro&immutable=1", uri=True)
+                conn.execute("SELECT 1 FROM embeddings LIMIT 1")  # fails here, not in a lookup, if unreadable
+            else:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, timeout=120, isolation_level=None)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute(_SCHEMA)
             self._conn, self._pid = conn, os.getpid()
         return self._conn
 
@@ -86,15 +100,51 @@ class EmbeddingCache:
             self._conn.close()
         self._conn = None
 
-    def _guard(self, action: Callable[[sqlite3.Connection], T], default: T) -> T:
-        """Run `action(conn)`; on a damaged database file, move it aside, start afresh and return `default`."""
+    def _guard(self, action: Callable[[sqlite3.Connection], T], default: T, writes: bool = False) -> T:
+        """Run `action(conn)`; on a damaged database file, move it aside, start afresh and return `default`.
+
+        A cache that cannot be written (a read-only folder or file) is read only, or not used, with one warning:
+        vectors are then computed as if they were not cached, and nothing fails.
+        """
+        if self.mode == "off" or (writes and self.mode == "read"):
+            return default
         try:
             return action(self._connect())
         except sqlite3.DatabaseError as err:
-            if getattr(err, "sqlite_errorcode", None) not in _CORRUPT_CODES:
+            damaged = getattr(err, "sqlite_errorcode", None) in _CORRUPT_CODES
+            if damaged and self.mode == "write":
+                self._quarantine(err)
+                return default
+            if not (damaged or _unwritable(err)):
                 raise
-            self._quarantine(err)
-            return default
+            self._degrade(err)
+        except OSError as err:  # creating the folder
+            if err.errno not in _UNWRITABLE_ERRNOS:
+                raise
+            self._degrade(err)
+        return self._guard(action, default, writes)
+
+    def _degrade(self, err: Exception) -> None:
+        """After `err` (cannot write): read-only lookups if the database is readable, else no cache; one warning."""
+        self.close()
+        fix = "Point features.cache_dir or STANCE_CACHE at a writable folder to cache them."
+        if self.mode == "write" and self.path.is_file():
+            self.mode = "read"
+            try:
+                self._connect()
+            except sqlite3.Error:
+                self.close()
+                self.mode = "write"  # not readable either: no cache, warned below
+            else:
+                log.warning(
+                    "Embedding cache %s cannot be written (%s): using the vectors it has, computing the others "
+                    "each time without storing them. %s", self.path, err, fix,
+                )  # fmt: skip
+                return
+        if self.mode == "write":
+            log.warning("Embedding cache %s cannot be used (%s): computing vectors without caching them. %s",
+                        self.path, err, fix)  # fmt: skip
+        self.mode = "off"
 
     def _quarantine(self, err: Exception) -> None:
         aside = self.path.with_name(f"{DB_NAME}.corrupt-{int(time.time())}-{os.getpid()}")
@@ -144,7 +194,7 @@ class EmbeddingCache:
                 raise
 
         if rows:
-            self._guard(write, None)
+            self._guard(write, None, writes=True)
 
     def info(self) -> list[dict[str, object]]:
         """Entries and bytes per model identity."""

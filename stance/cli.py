@@ -21,7 +21,7 @@ SPLIT_ORDER = ("train", "validation", "test")
 
 
 def _load_corpus(name: str, root: str | None) -> dict:
-    """A corpus's DatasetDict built from its data config (`conf/data/<name>.yaml`), labels mapped as in training."""
+    """A corpus's DatasetDict from its data config (`stance/conf/data/<name>.yaml`), labels mapped as in training."""
     from stance.corpora import CORPORA
     from stance.train import load_data
 
@@ -99,6 +99,7 @@ def data_validate(
     split_column: str = typer.Option(None, help="Column holding the split, when one file has all splits."),
     labels: str = typer.Option(None, help="Allowed labels, comma-separated (default: any)."),
     encoding: str = typer.Option(None, help="File encoding (default: UTF-8, else detected)."),
+    task: str = typer.Option("stance", help="stance (labels AGAINST/FAVOR/NONE unless --labels), topic or claim."),
 ) -> None:
     """Check your files as training would: columns, encoding, empty texts, labels, duplicates and leakage."""
     from pathlib import Path
@@ -116,6 +117,7 @@ def data_validate(
             labels=labels.split(",") if labels else None,
             encoding=encoding,
             validation_size=0,
+            task=task,
         )
     except DataError as err:
         typer.echo(f"error: {err}", err=True)
@@ -272,6 +274,36 @@ def compare(
     except ComparisonError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(1) from None
+
+
+# --- stance predict ------------------------------------------------------------------------------------------------
+
+
+@app.command("predict")
+def predict_command(
+    model_uri: str = typer.Argument(..., help="Logged model: runs:/<id>/model, models:/<name>@<alias> or a path."),
+    inputs: list[str] = typer.Argument(..., help="CSV, TSV, JSONL or Parquet files of statements."),
+    output: str = typer.Option(..., "--output", "-o", help="Where to write: .parquet, .csv or .jsonl."),
+    text_column: str = typer.Option("text", help="Column holding the statements."),
+    target_column: str = typer.Option("target", help="Column holding each row's target (stance models)."),
+    target: str = typer.Option(None, help="One target for every row, instead of --target-column."),
+    id_column: str = typer.Option("id", help="Column copied to the output as `id` (else 1-based `row` numbers)."),
+    chunk_size: int = typer.Option(5000, help="Rows per chunk: memory use and the work redone after an interrupt."),
+    encoding: str = typer.Option("utf-8", help="Encoding of CSV/TSV/JSONL inputs."),
+    batch_size: int = typer.Option(None, help="Texts per encoder batch (default: the model's); fewer use less memory."),
+    restart: bool = typer.Option(False, help="Discard the unfinished run in OUTPUT.parts instead of resuming it."),
+    progress: bool = typer.Option(True, help="Show a progress bar on stderr."),
+) -> None:
+    """Label every statement in the input files with a logged model: label and class probabilities per row.
+
+    Reads in chunks (memory stays flat), writes each finished chunk to OUTPUT.parts/, and resumes there when the same
+    command is run again after an interrupt. Claim models add `score`; multi-label topic models give `labels`.
+    """
+    from stance.predict import Options, predict_files
+
+    opts = Options(text_column, target_column, target, id_column, chunk_size, encoding, batch_size)
+    rows = predict_files(model_uri, inputs, output, opts, restart=restart, progress=progress)
+    typer.echo(f"{rows} rows labelled into {output}", err=True)
 
 
 def main() -> None:

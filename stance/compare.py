@@ -147,7 +147,9 @@ def _run_name(run_id: str, client: MlflowClient) -> str:
     try:
         return client.get_run(run_id).info.run_name
     except MlflowException:
-        raise ComparisonError(f"No run {run_id!r} in the MLflow store {client.tracking_uri}.") from None
+        from stance.tracking import redact_text
+
+        raise ComparisonError(f"No run {run_id!r} in the MLflow store {redact_text(client.tracking_uri)}.") from None
 
 
 def _scorer(names: np.ndarray, metric: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 # The shared stance vocabulary; corpora map their own labels onto it in their data config.
 STANCE_LABELS = ["AGAINST", "FAVOR", "NONE"]
 DATA_ENV = "STANCE_DATA"
+log = logging.getLogger(__name__)
 
 
 class DataError(ValueError):
@@ -93,11 +95,30 @@ def to_dataset_dict(splits: dict[str, pd.DataFrame], labels: Sequence[str]) -> D
 
 
 def carve_validation(train: pd.DataFrame, size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split off a validation set stratified by target x label."""
+    """Split off a validation set stratified by target x label (by label alone where a pair has a single row)."""
     from sklearn.model_selection import train_test_split
 
     strata = train["target"].astype(str) + "|" + train["label"].astype(str)
-    fit, val = train_test_split(train, test_size=size, random_state=seed, stratify=strata)
+    if strata.value_counts().min() < 2:
+        counts = train["label"].astype(str).value_counts()
+        if counts.min() < 2:
+            label = counts.idxmin()
+            raise DataError(
+                f"Label {label!r} has {counts.min()} training row ({_where(train[train['label'].astype(str) == label])}"
+                "), too few to split a validation set off train that has it too. Add rows with it, merge it into "
+                "another label (data.label_map), give a validation file, or set data.validation_size=0."
+            )
+        log.warning(
+            "Some (target, label) pairs have a single training row: validation is split off stratified by label only."
+        )
+        strata = train["label"].astype(str)
+    try:
+        fit, val = train_test_split(train, test_size=size, random_state=seed, stratify=strata)
+    except ValueError as err:  # e.g. fewer validation rows than labels
+        raise DataError(
+            f"Cannot split a validation set ({size} of {len(train)} training rows) stratified by label: {err} Give a "
+            "validation file, or change data.validation_size."
+        ) from None
     return fit, val
 
 

@@ -195,8 +195,48 @@ def _sentence_transformer(path: str, device: str) -> Any:
     return SentenceTransformer(path, device=device)
 
 
-# Vectors already computed in this process, per namespace: clones of an embedder share them.
-_MEMO: dict[str, dict[str, np.ndarray]] = {}
+class _VectorMemo:
+    """Vectors already computed in this process by (namespace, text), least recently used dropped past `max_bytes`."""
+
+    def __init__(self, max_bytes: int):
+        from collections import OrderedDict
+
+        self.max_bytes = max_bytes
+        self.nbytes = 0
+        self._entries: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, namespace: str, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """The memoised vectors of those `texts` that are here (marked as recently used)."""
+        found = {}
+        for text in dict.fromkeys(texts):
+            vector = self._entries.get((namespace, text))
+            if vector is not None:
+                self._entries.move_to_end((namespace, text))
+                found[text] = vector
+        return found
+
+    def put(self, namespace: str, vectors: dict[str, np.ndarray]) -> None:
+        """Remember `vectors`, then drop the least recently used until within `max_bytes`."""
+        for text, vector in vectors.items():
+            old = self._entries.pop((namespace, text), None)
+            self.nbytes += vector.nbytes - (0 if old is None else old.nbytes)
+            self._entries[(namespace, text)] = vector
+        while self.nbytes > self.max_bytes and self._entries:
+            self.nbytes -= self._entries.popitem(last=False)[1].nbytes
+
+    def clear(self) -> None:
+        """Forget every vector."""
+        self._entries.clear()
+        self.nbytes = 0
+
+
+# Vectors already computed in this process: clones of an embedder share them. Bounded, so a long-lived process
+# (a server, a notebook) keeps at most this much (~350k MiniLM vectors), the disk cache holding the rest.
+MEMO_MAX_BYTES = 512 * 2**20
+_MEMO = _VectorMemo(MEMO_MAX_BYTES)
 
 
 def check_device(device: str) -> None:
@@ -328,41 +368,50 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         return np.hstack(blocks)
 
     def namespace(self) -> str:
-        """What besides the text determines a vector: model identity, normalisation, prompt and precision."""
+        """What besides the text determines a vector: model identity, normalisation, prompt, precision, batch rows."""
         precision = "" if self.precision == "float32" else f"|precision={self.precision}"  # float32 keys predate it
-        return f"{self._identity()}|normalize={bool(self.normalize)}|prompt={self.prompt!r}{precision}"
+        # Vectors before canonical batching (`_canonical_encode`) had no `rows`: their last digits vary, so not reused.
+        return (
+            f"{self._identity()}|normalize={bool(self.normalize)}|prompt={self.prompt!r}{precision}"
+            f"|rows={self.batch_size}"
+        )
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Embeddings of `texts`: from this process's memo, else the disk cache, else the encoder (then cached)."""
         namespace = self.namespace()
-        memo = _MEMO.setdefault(namespace, {})
-        todo = {t for t in texts if t not in memo}
+        found = _MEMO.get(namespace, texts)
+        todo = {t for t in texts if t not in found}
         if todo:
             start = time.perf_counter()
             cache = open_cache(self.cache_dir)
             hits = cache.get(namespace, todo)
-            memo.update(hits)
+            found.update(hits)
+            _MEMO.put(namespace, hits)
             missing = sorted(todo - hits.keys(), key=len)  # similar lengths batch with less padding
             if missing:
-                self._encode_into(missing, cache, memo, namespace)
+                found.update(self._encode_into(missing, cache, namespace))
             log.info(
                 "Embedded %d texts with %s: %d from cache, %d encoded, %.3f s",
                 len(todo), self.model, len(hits), len(missing), time.perf_counter() - start,
             )  # fmt: skip
-        return np.vstack([memo[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
+        return np.vstack([found[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
 
-    def _encode_into(self, texts: list[str], cache: Any, memo: dict[str, np.ndarray], namespace: str) -> None:
+    def _encode_into(self, texts: list[str], cache: Any, namespace: str) -> dict[str, np.ndarray]:
         """Encode `texts`, committing each chunk to the disk cache, so an interrupted run keeps what it computed."""
         from tqdm.auto import tqdm
 
+        out: dict[str, np.ndarray] = {}
         step = self.batch_size * COMMIT_EVERY
         with tqdm(total=len(texts), desc="Encoding", unit="text", disable=not self.show_progress) as progress:
             for i in range(0, len(texts), step):
                 chunk = texts[i : i + step]
                 vectors = self._encode_fresh(chunk)
                 cache.put(namespace, self._identity(), chunk, vectors)
-                memo.update(zip(chunk, vectors, strict=True))
+                fresh = dict(zip(chunk, vectors, strict=True))
+                _MEMO.put(namespace, fresh)
+                out.update(fresh)
                 progress.update(len(chunk))
+        return out
 
     def _encode_fresh(self, texts: list[str]) -> np.ndarray:
         import torch
@@ -374,15 +423,51 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
             torch.set_num_threads(self.num_threads)
         device_type = torch.device(self.device).type
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
+            vectors = _canonical_encode(encoder, texts, self.prompt, self.batch_size, self.normalize)
+        return vectors.astype(np.float32, copy=False)
+
+
+def _length_bucket(length: int, cap: int) -> int:
+    """The padded length of a text of `length` tokens: a multiple of 8 up to 64, of 16 up to 128, and so on."""
+    step = 8
+    while length > 8 * step:
+        step *= 2
+    return max(length, min(cap, -(-length // step) * step))
+
+
+def _canonical_encode(encoder: Any, texts: list[str], prompt: str | None, rows: int, normalize: bool) -> np.ndarray:
+    """Vectors of `texts` that depend on each text alone, not on the texts encoded with it.
+
+    CPU kernels round differently for other batch shapes, which moved validation F_avg with the embedding cache's
+    history (RESULTS.md). So each forward pass has a shape fixed by the text: `rows` rows (a group's last batch
+    filled up with copies) padded to the text's length bucket; same-shape batches give bit-identical vectors
+    whatever the companions (and thread count), at about the speed of plain batching (experiments/RELIABILITY.md).
+    """
+    from collections import defaultdict
+
+    lengths = encoder.preprocess(texts, prompt=prompt)["attention_mask"].sum(dim=1).tolist()
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i, length in enumerate(lengths):
+        groups[_length_bucket(int(length), encoder.max_seq_length)].append(i)
+    out: np.ndarray | None = None
+    for bucket, members in sorted(groups.items()):
+        padding = {"text": {"padding": "max_length", "max_length": bucket}}
+        for start in range(0, len(members), rows):
+            batch = members[start : start + rows]
+            filled = [texts[i] for i in batch] + [texts[batch[0]]] * (rows - len(batch))
             vectors = encoder.encode(
-                texts,
-                prompt=self.prompt,
-                batch_size=self.batch_size,
-                normalize_embeddings=self.normalize,
+                filled,
+                prompt=prompt,
+                batch_size=rows,
+                normalize_embeddings=normalize,
                 show_progress_bar=False,
                 convert_to_numpy=True,
+                processing_kwargs=padding,
             )
-        return vectors.astype(np.float32, copy=False)
+            if out is None:
+                out = np.empty((len(texts), vectors.shape[1]), dtype=vectors.dtype)
+            out[batch] = vectors[: len(batch)]
+    return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 
 def _columns(X: Any, needs_target: bool) -> tuple[list[str], list[str]]:

@@ -10,31 +10,100 @@ from pathlib import Path
 import pandas as pd
 from datasets import DatasetDict
 
-from stance.data import DataError, carve_validation, finish
+from stance.data import STANCE_LABELS, DataError, carve_validation, finish
 
 log = logging.getLogger(__name__)
 SPLIT_ORDER = {"train": 0, "validation": 1, "test": 2}
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
+TEXT = ("csv", "tsv", "jsonl")
+
+
+# Detected encodings this much messier (charset-normalizer's mess ratio) than the best are not candidates.
+_MESS_MARGIN = 0.02
 
 
 def decode(path: Path, encoding: str | None = None) -> str:
-    """File contents as text: in the given encoding, else UTF-8, else a detected one (with a warning)."""
+    """File contents as text: in the given encoding, else UTF-8, else the one detected for it (with a warning)."""
     raw = path.read_bytes()
+    encoding = encoding or detect_encoding([path])
     try:
-        return raw.decode(encoding or "utf-8-sig")
+        return raw.decode(encoding)
     except UnicodeDecodeError as err:
-        first_error = err
+        raise DataError(
+            f"{path}: byte {raw[err.start : err.start + 1]!r} at offset {err.start} is not valid {encoding}. "
+            "Set data.encoding to the file's encoding (e.g. cp1252 or gb18030)."
+        ) from None
+
+
+def detect_encoding(paths: Sequence[Path]) -> str:
+    """One encoding for all `paths`: UTF-8 if they all are, else the one detection is sure of, else a DataError.
+
+    Sure means every candidate charset-normalizer finds about as plausible reads the files to the same text; when
+    they differ, the error names them with what each makes of the first line they disagree on.
+    """
+    raws = {path: path.read_bytes() for path in paths}
+    utf8 = [path for path, raw in raws.items() if _decodes(raw, "utf-8-sig")]
+    if len(utf8) == len(raws):
+        return "utf-8-sig"
+    foreign = [path for path in raws if path not in utf8]
+    if any(not raws[path].isascii() for path in utf8):
+        raise DataError(
+            f"The data files are in different encodings: {', '.join(str(p) for p in utf8 if not raws[p].isascii())} "
+            f"UTF-8, {', '.join(map(str, foreign))} not. Save them all in one encoding (UTF-8 is best)."
+        )
     from charset_normalizer import from_bytes
 
-    guess = from_bytes(raw).best()
-    suggestion = f"; it looks like {guess.encoding}" if guess else ""
-    if encoding is None and guess is not None:
-        log.warning("%s is not UTF-8 (byte offset %d); decoding it as %s", path, first_error.start, guess.encoding)
-        return str(guess)
-    raise DataError(
-        f"{path}: byte {raw[first_error.start : first_error.start + 1]!r} at offset {first_error.start} is not valid "
-        f"{encoding or 'UTF-8'}{suggestion}. Set data.encoding (e.g. cp1252 or gb18030)."
+    matches = list(from_bytes(b"\n".join(raws[path] for path in foreign)))
+    best = min((m.chaos for m in matches), default=0.0)
+    readings: dict[tuple[str, ...], list[str]] = {}  # the files as read -> the encodings that read them so
+    for match in matches:
+        if match.chaos <= best + _MESS_MARGIN and all(_decodes(raws[p], match.encoding) for p in foreign):
+            names = readings.setdefault(tuple(raws[p].decode(match.encoding) for p in foreign), [])
+            names += [name for name in match.could_be_from_charset if name not in names]
+    if len(readings) == 1:
+        [names] = readings.values()
+        log.warning("The data files are not UTF-8; reading them all as %s (detected; data.encoding sets it).", names[0])
+        return names[0]
+    first = foreign[0]
+    offset = next((i for i, byte in enumerate(raws[first]) if byte >= 0x80), 0)
+    if not readings:
+        raise DataError(
+            f"{first}: byte {raws[first][offset : offset + 1]!r} at offset {offset} is not valid UTF-8, and no other "
+            "encoding reads the data files. Set data.encoding to their encoding (e.g. cp1252 or gb18030)."
+        )
+    where, lines = _first_disagreement(foreign, list(readings))
+    candidates = "; ".join(
+        f"{_names(names)} reads {line!r}" for names, line in zip(readings.values(), lines, strict=True)
     )
+    raise DataError(
+        f"The data files are not UTF-8 and their encoding is ambiguous: at {where}, {candidates}. Set data.encoding "
+        "to the one that reads your text right."
+    )
+
+
+def _names(names: list[str]) -> str:
+    """`cp1252 (or cp1254, cp1258)`: an encoding and those that read the files the same."""
+    return names[0] + (f" (or {', '.join(names[1:4])})" if len(names) > 1 else "")
+
+
+def _decodes(raw: bytes, encoding: str) -> bool:
+    try:
+        raw.decode(encoding)
+    except (UnicodeDecodeError, LookupError):
+        return False
+    return True
+
+
+def _first_disagreement(paths: Sequence[Path], readings: list[tuple[str, ...]]) -> tuple[str, list[str]]:
+    """`file:line` of the first line the readings differ on, and that line (about 60 characters) in each."""
+    for index, path in enumerate(paths):
+        splits = [reading[index].splitlines() for reading in readings]
+        for number, lines in enumerate(zip(*splits, strict=False), start=1):
+            if len(set(lines)) > 1:
+                column = next(i for i, chars in enumerate(zip(*lines, strict=False)) if len(set(chars)) > 1)
+                start = max(0, column - 30)
+                return f"{path.name}:{number}", [line[start : start + 60] for line in lines]
+    return paths[0].name, [reading[0][:60] for reading in readings]
 
 
 def read_file(path: str | Path, fmt: str | None = None, encoding: str | None = None) -> pd.DataFrame:
@@ -43,6 +112,8 @@ def read_file(path: str | Path, fmt: str | None = None, encoding: str | None = N
     if not path.is_file():
         raise DataError(f"Data file {path} does not exist. Check the path in data.paths.")
     fmt = fmt or FORMATS.get(path.suffix.lower())
+    if path.stat().st_size == 0:
+        raise DataError(f"{path} is empty (no header, no rows). Put the data in it, or leave it out of data.paths.")
     if fmt == "parquet":
         return pd.read_parquet(path).astype("string").fillna("").astype(object)
     if fmt not in ("csv", "tsv", "jsonl"):
@@ -58,6 +129,8 @@ def read_file(path: str | Path, fmt: str | None = None, encoding: str | None = N
         return frame.astype("string").fillna("").astype(object)
     try:
         return pd.read_csv(io.StringIO(text), sep="\t" if fmt == "tsv" else ",", dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} has no header and no rows (only blank lines). Put the data in it.") from None
     except pd.errors.ParserError as err:
         raise DataError(f"{path}: cannot parse as {fmt.upper()} ({err}). Check the separator and quoting.") from None
 
@@ -75,6 +148,7 @@ def files(
     validation_size: float = 0.1,
     seed: int = 13,
     limit: int | None = None,
+    task: str | None = None,
 ) -> DatasetDict:
     """Load one file per split (`paths={split: path}`) or one file with a `split_column`, renaming via `columns`.
 
@@ -82,32 +156,67 @@ def files(
     `split_map` renames split values, e.g. {Train: train, Dev: validation, Test: test}.
     `targets` turns a multi-target row into one row per pair: {target column: label column}.
     Without a validation split, one is carved from train (stratified by target x label).
+    `task="stance"`: labels must be AGAINST/FAVOR/NONE after `label_map`, unless `labels` lists others.
     """
     if isinstance(paths, str):
         if not split_column:
             raise DataError("data.paths is one file: set data.split_column, or give paths as {train: ..., test: ...}.")
         paths = {"all": paths}
+    texts = [Path(p).expanduser() for p in paths.values() if (format or FORMATS.get(Path(p).suffix.lower())) in TEXT]
+    if encoding is None and texts and all(p.is_file() for p in texts):
+        encoding = detect_encoding(texts)  # one encoding for the whole dataset, not a guess per file
     splits: dict[str, pd.DataFrame] = {}
     for split, path in paths.items():
         frame = _to_schema(read_file(path, format, encoding), Path(path), columns or {}, targets or {}, split_column)
+        if frame.empty:
+            raise DataError(f"{path} has a header but no rows. Add the data rows, or leave the file out of data.paths.")
         if split_column:
             names = frame["split"].map(lambda v: (split_map or {}).get(v, v))
             splits.update({str(name): group.drop(columns="split") for name, group in frame.groupby(names)})
         else:
             splits[split] = frame
+    label_column = (columns or {}).get("label", "label")
+    return assemble(splits, labels, label_map, task, label_column, validation_size, seed, limit)
+
+
+def assemble(
+    splits: dict[str, pd.DataFrame],
+    labels: Sequence[str] | None,
+    label_map: Mapping[str, str] | None,
+    task: str | None,
+    label_column: str,
+    validation_size: float,
+    seed: int,
+    limit: int | None,
+) -> DatasetDict:
+    """Frames per split (with `row`) as a DatasetDict: labels checked and mapped, validation carved, sliced."""
     splits = dict(sorted(splits.items(), key=lambda item: SPLIT_ORDER.get(item[0], len(SPLIT_ORDER))))
+    mapping = dict(label_map or {})
+    allowed = list(labels) if labels else sorted({*STANCE_LABELS, *mapping.values()}) if task == "stance" else None
+    for split in splits.values() if allowed is not None else ():
+        unknown = ~split["label"].map(lambda v: mapping.get(v, v)).isin(allowed)
+        if unknown.any():
+            row, value = split["row"][unknown].iloc[0], split["label"][unknown].iloc[0]
+            raise DataError(_unknown_label(row, label_column, value, allowed, bool(labels)))
     if "train" in splits and "validation" not in splits and validation_size:
         splits["train"], splits["validation"] = carve_validation(splits["train"], validation_size, seed)
-    mapping = dict(label_map or {})
     found = sorted({mapping.get(v, v) for split in splits.values() for v in split["label"]})
-    for split in splits.values():
-        unknown = ~split["label"].map(lambda v: mapping.get(v, v)).isin(labels or found)
-        if unknown.any():
-            raise DataError(
-                f"{split['row'][unknown].iloc[0]}, column '{(columns or {}).get('label', 'label')}': unknown label "
-                f"{split['label'][unknown].iloc[0]!r}; expected one of {list(labels)}. Fix it or use data.label_map."
-            )
     return finish(splits, list(labels) if labels else found, mapping, limit, seed)
+
+
+def _unknown_label(row: str, column: str, value: str, allowed: list[str], listed: bool) -> str:
+    """The error for a label outside `allowed`, with the closest allowed label suggested."""
+    import difflib
+
+    by_upper = {label.upper(): label for label in allowed}
+    close = difflib.get_close_matches(str(value).upper(), list(by_upper), n=1, cutoff=0.6)
+    suggestion = by_upper[close[0]] if close else allowed[0]
+    expected = "data.labels" if listed else "the stance task (or data.label_map's values)"
+    return (
+        f"{row}, column '{column}': unknown label {value!r}{f' (did you mean {suggestion!r}?)' if close else ''}; "
+        f"{expected} allows {allowed}. Fix the file, map it with data.label_map (e.g. {{{value}: {suggestion}}}), "
+        "or list your own labels in data.labels."
+    )
 
 
 def _to_schema(
@@ -147,9 +256,26 @@ def _to_schema(
     return frame.reset_index(drop=True)
 
 
-def hub(path: str, name: str | None = None, columns: Mapping[str, str] | None = None, **kwargs) -> DatasetDict:
-    """A Hugging Face Hub dataset id, passed to `datasets.load_dataset` unchanged (needs the network)."""
-    from datasets import load_dataset
+def hub(
+    path: str,
+    name: str | None = None,
+    columns: Mapping[str, str] | None = None,
+    split_map: Mapping[str, str] | None = None,
+    labels: Sequence[str] | None = None,
+    label_map: Mapping[str, str] | None = None,
+    validation_size: float = 0.1,
+    seed: int = 13,
+    limit: int | None = None,
+    task: str | None = None,
+    **kwargs,
+) -> DatasetDict:
+    """A Hugging Face dataset in the shared schema: a Hub id (needs the network) or a local loader and files.
+
+    `path` and `kwargs` go to `datasets.load_dataset` (e.g. path=json, data_files={train: a.jsonl}); the rest as in
+    `files`: `columns` maps schema names to dataset columns, labels (class indices or strings) are read as names,
+    mapped, checked, and a validation split is carved from train when there is none.
+    """
+    from datasets import ClassLabel, load_dataset
 
     try:
         data = load_dataset(path, name, **kwargs)
@@ -158,5 +284,31 @@ def hub(path: str, name: str | None = None, columns: Mapping[str, str] | None = 
             f"Cannot load Hub dataset {path!r}: {type(err).__name__}: {str(err).splitlines()[0][:200]}. "
             "Offline, export it to CSV/JSONL/Parquet and use data=files."
         ) from None
-    renames = {source: ours for ours, source in (columns or {}).items() if source != ours}
-    return data.rename_columns(renames) if renames else data
+    wanted = {"text": "text", "target": "target", "label": "label", **(columns or {})}
+    splits: dict[str, pd.DataFrame] = {}
+    for split, dataset in data.items():
+        missing = [c for key, c in wanted.items() if c not in dataset.column_names and key in ("text", "label")]
+        if missing:
+            raise DataError(
+                f"Dataset {path!r} split '{split}': missing column(s) {missing}; it has {dataset.column_names}. "
+                "Map your column names with data.columns (e.g. {text: sentence, label: stance})."
+            )
+        present = {key: column for key, column in wanted.items() if column in dataset.column_names}
+        table = dataset.select_columns(list(dict.fromkeys(present.values()))).to_pandas()
+        frame = pd.DataFrame({key: table[column] for key, column in present.items()})
+        feature = dataset.features[wanted["label"]]
+        if isinstance(feature, ClassLabel):  # class indices: their names are the labels
+            frame["label"] = [feature.int2str(int(i)) for i in frame["label"]]
+        frame = frame.astype("string").fillna("").astype(object)
+        if "target" not in frame:
+            frame["target"] = ""
+        frame["row"] = [f"{path} {split} row {i}" for i in range(len(frame))]
+        for column in ("text", "label"):
+            blank = frame[column].str.strip() == ""
+            if blank.any():
+                raise DataError(
+                    f"{frame['row'][blank].iloc[0]}, column '{wanted[column]}': empty {column} ({int(blank.sum())} "
+                    "such rows). Fill it in or drop those rows."
+                )
+        splits[(split_map or {}).get(split, split)] = frame
+    return assemble(splits, labels, label_map, task, wanted["label"], validation_size, seed, limit)

@@ -24,9 +24,10 @@ def _client(config: DictConfig) -> tuple[Any, str]:
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from stance.tracking import check_tracking_uri, set_experiment
+    from stance.tracking import check_tracking_uri, quiet_credentials, set_experiment
 
     check_tracking_uri(config.mlflow.tracking_uri)  # fail now, not after MLflow's minutes of retries
+    quiet_credentials(config.mlflow.tracking_uri)
     mlflow.set_tracking_uri(config.mlflow.tracking_uri)
     experiment = set_experiment(config.mlflow.experiment)  # safe when two sweeps create it at once
     return MlflowClient(), experiment.experiment_id
@@ -41,7 +42,7 @@ def sweep_table(runs: list[Any], objective: str) -> pd.DataFrame:
             {"run_id": run.info.run_id, "overrides": run.data.tags.get("overrides", ""), "status": run.info.status}
             | metrics
         )
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows, columns=None if rows else ["run_id", "overrides", "status"])
     if objective in table:
         table = table.sort_values(objective, ascending=False, na_position="last")
     return table.reset_index(drop=True)
@@ -63,21 +64,75 @@ def sweep_figure(table: pd.DataFrame, objective: str) -> Any:
     return figure
 
 
+def redact_hydra_files(config: DictConfig) -> None:
+    """Mask secrets in the config and override files Hydra saved for this job (and its sweep) before it runs."""
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    from stance.tracking import redact_config
+
+    files = []
+    if config.hydra.output_subdir is not None:
+        files += (Path(config.hydra.runtime.output_dir) / str(config.hydra.output_subdir)).glob("*.yaml")
+    if config.hydra.mode is not None and str(config.hydra.mode) == "RunMode.MULTIRUN":
+        files.append(Path(str(config.hydra.sweep.dir)) / "multirun.yaml")
+    for path in files:
+        if not path.is_file():
+            continue
+        saved = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+        shown = redact_config(saved)
+        if shown != saved:  # atomically: parallel jobs of a sweep rewrite the same multirun.yaml
+            partial = path.with_name(f".{path.name}.{os.getpid()}")
+            OmegaConf.save(OmegaConf.create(shown), partial)
+            os.replace(partial, path)
+
+
 class MlflowSweep(Callback):
-    """Hydra callback: a parent MLflow run per multirun; at the end, the jobs' sorted table and figure on it."""
+    """Hydra callback: a parent MLflow run per multirun, closed with the jobs' sorted table and figure however the
+    sweep ends (FINISHED, KILLED by Ctrl-C or SIGTERM, FAILED by a crash); secrets kept out of logs and saved files.
+    """
+
+    def __init__(self) -> None:
+        self._parent: str | None = None
+        self._signal: str | None = None
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Redact log messages from here on (MLflow logs run URLs)."""
+        from stance.tracking import redact_log_records
+
+        redact_log_records()
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Redact log messages (also in a launcher's worker process) and the files Hydra just saved for the job."""
+        from stance.tracking import redact_log_records
+
+        redact_log_records()
+        redact_hydra_files(config)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Create the parent run, unless the sweeper makes its own (the MLflow Optuna sweeper does)."""
+        import atexit
+
+        from stance.tracking import interrupt_on_signals, redact_log_records, redact_overrides
+
+        redact_log_records()  # before the launcher logs each job's overrides
         if "MLflowOptuna" in str(config.hydra.sweeper.get("_target_", "")):
             return
         client, experiment_id = _client(config)
-        overrides = " ".join(config.hydra.overrides.task)
+        overrides = " ".join(redact_overrides(config.hydra.overrides.task))
         run = client.create_run(
             experiment_id,
             run_name=f"sweep {overrides}"[:250],
             tags={SWEEP_TAG: config.hydra.sweep.dir, "mlflow.note.content": f"Hydra multirun: {overrides}"},
         )
-        os.environ[PARENT_ENV] = run.info.run_id
+        os.environ[PARENT_ENV] = self._parent = run.info.run_id
+        interrupt_on_signals(self._note_signal)
+        # A signal or crash skips on_multirun_end: the parent is closed at exit instead (not after SIGKILL).
+        atexit.register(self._close_unfinished, config)
+
+    def _note_signal(self, name: str) -> None:
+        self._signal = name
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Log the comparison table and figure to the parent run and close it."""
@@ -85,16 +140,42 @@ class MlflowSweep(Callback):
         children = client.search_runs([experiment_id], f"tags.`{SWEEP_TAG}` = '{config.hydra.sweep.dir}'")
         children = [run for run in children if "mlflow.parentRunId" in run.data.tags]
         parent = os.environ.pop(PARENT_ENV, None) or (children[0].data.tags["mlflow.parentRunId"] if children else None)
-        if parent is None:
+        if parent is not None:
+            self._finish(client, experiment_id, parent, config.objective, "FINISHED")
+
+    def _close_unfinished(self, config: DictConfig) -> None:
+        """At exit: a parent still RUNNING was cut short, KILLED by a signal or FAILED by a crash."""
+        import signal
+
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C or kill stops the clean-up
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.environ.pop(PARENT_ENV, None)
+        if self._parent is None:
             return
+        try:
+            client, experiment_id = _client(config)
+            if client.get_run(self._parent).info.status == "RUNNING":
+                status = "KILLED" if self._signal else "FAILED"
+                self._finish(client, experiment_id, self._parent, config.objective, status)
+        except Exception:  # at exit there is no one to raise to; say what was left open
+            log.exception("could not close the sweep's parent run %s", self._parent)
+
+    @staticmethod
+    def _finish(client: Any, experiment_id: str, parent: str, objective: str, status: str) -> None:
+        """Log the jobs' table (and figure) to the parent run, then end it, and any job left RUNNING, as `status`."""
         # A resumed Optuna study adds trials to an earlier parent: compare all of them.
         children = client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{parent}'")
-        table = sweep_table(children, config.objective)
+        for run in children:
+            if status != "FINISHED" and run.info.status == "RUNNING":  # cut short before it could close itself
+                client.set_terminated(run.info.run_id, status)
+        children = client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{parent}'")
+        table = sweep_table(children, objective)
         client.log_text(parent, table.to_csv(index=False), "sweep_results.csv")
-        client.log_table(parent, table, "sweep_results.json")
-        client.log_figure(parent, sweep_figure(table, config.objective), "sweep_objective.png")
-        if config.objective in table and table[config.objective].notna().any():
-            client.log_metric(parent, f"best/{config.objective}", float(table[config.objective].max()))
+        if len(table):
+            client.log_table(parent, table, "sweep_results.json")
+            client.log_figure(parent, sweep_figure(table, objective), "sweep_objective.png")
+        if objective in table and table[objective].notna().any():
+            client.log_metric(parent, f"best/{objective}", float(table[objective].max()))
         if client.get_run(parent).info.status == "RUNNING":
-            client.set_terminated(parent, "FINISHED")
-        log.info("sweep results: %d jobs logged to parent run %s", len(table), parent)
+            client.set_terminated(parent, status)
+        log.info("sweep results: %d jobs logged to parent run %s (%s)", len(table), parent, status)

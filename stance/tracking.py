@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,8 @@ import pandas as pd
 from mlflow.models import infer_signature
 
 PYFUNC_NAME = "model"
+# Where MLflow puts a pyfunc model's artifacts, relative to the model folder (holds the stance wheel).
+MODEL_WHEEL_DIR = "artifacts"
 log = logging.getLogger(__name__)
 
 
@@ -132,7 +134,8 @@ _SECRET_WORDS = r"token|passw(?:or)?d|secret|credentials?|(?:api|access|private)
 _SECRET_KEY = re.compile(rf"(?:^|[._-])(?:{_SECRET_WORDS})$", re.I)
 _ASSIGNMENT = re.compile(r"(?P<key>[^\s,=]+)=(?P<value>[^\s,]+)")
 _SECRET_ENV = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|KEY|AUTH", re.I)
-_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^/:@\s]*:)[^@/\s]+@", re.I)
+# Also in Hydra's escaped form of an override value (`http\://user\:password@host`), as sweeps write it.
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*\\?://[^/:@\s]*:)[^@/\s]+@", re.I)
 REDACTED = "***"
 
 
@@ -146,6 +149,44 @@ def redact_text(text: str) -> str:
         if len(value) >= 8 and _SECRET_ENV.search(name) and value in text:
             text = text.replace(value, REDACTED)
     return text
+
+
+def redact_overrides(overrides: list[str] | Any) -> list[str]:
+    """Hydra overrides with the values of secret-looking keys masked whole (a sweep's `key=a,b` included)."""
+    out = []
+    for override in map(str, overrides):
+        key, sep, value = override.partition("=")
+        out.append(f"{key}={REDACTED}" if sep and value and _SECRET_KEY.search(key) else redact_text(override))
+    return out
+
+
+def _redacting_factory(make: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: let logging report it as usual
+            return record
+        shown = redact_text(message)
+        if shown != message:
+            record.msg, record.args = shown, None
+        return record
+
+    factory.redacting = True  # type: ignore[attr-defined]
+    return factory
+
+
+def redact_log_records() -> None:
+    """From now on, every log record's message is redacted (Hydra logs each job's overrides, MLflow its URLs)."""
+    make = logging.getLogRecordFactory()
+    if not getattr(make, "redacting", False):
+        logging.setLogRecordFactory(_redacting_factory(make))
+
+
+def quiet_credentials(uri: str) -> None:
+    """Stop MLflow printing run links when `uri` carries a password: it prints the URI in clear on stdout."""
+    if _URL_PASSWORD.search(uri):
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
 
 
 def redact(values: dict[str, Any]) -> dict[str, str]:
@@ -173,6 +214,7 @@ def mlflow_run(
 ) -> Iterator[Any]:
     """An active MLflow run, once the store answers; an error ends it FAILED, Ctrl-C or SIGTERM KILLED."""
     check_tracking_uri(tracking_uri)
+    quiet_credentials(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
     set_experiment(experiment)
     run = mlflow.start_run(run_name=run_name and redact_text(run_name), tags=redact(tags))
@@ -224,6 +266,26 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+def interrupt_on_signals(on_signal: Callable[[str], None]) -> None:
+    """From now on, SIGINT and SIGTERM call `on_signal(name)`, then raise KeyboardInterrupt (`Terminated` for SIGTERM).
+
+    Each is left alone where someone else handles it (e.g. submitit), or ignores it (a shell's background job).
+    """
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        on_signal(signal.Signals(signum).name)
+        raise (Terminated if signum == signal.SIGTERM else KeyboardInterrupt)(f"signal {signum}")
+
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, interrupt)
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 def log_dataset(frames: dict[str, pd.DataFrame], name: str, source: str) -> str:
     """Record each split as an MLflow dataset input; returns the digest of all splits."""
     import hashlib
@@ -245,12 +307,20 @@ class StanceModel(mlflow.pyfunc.PythonModel):
         """Load the fitted pipeline; its embedder loads the encoder by name on first use."""
         from stance.cross_encoder import attach_weights
 
-        self.pipeline = attach_weights(load_pipeline(context.artifacts["pipeline"]), weight_folders(context.artifacts))
+        # pyfunc loading already runs this model's own code file, so refusing its pickle would protect nothing;
+        # `stance.load_model` is the loader that runs no code from the model.
+        pipeline = load_pipeline(context.artifacts["pipeline"], allow_pickle=True)
+        self.pipeline = attach_weights(pipeline, weight_folders(context.artifacts))
         self.task = dict(context.model_config or {})
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         """What the task means: a label and class probabilities, a claim score, or a set of topics."""
-        return predict_frame(self.pipeline, model_input, self.task)
+        from stance.predict import forget_vectors
+
+        try:
+            return predict_frame(self.pipeline, model_input, self.task)
+        finally:
+            forget_vectors()  # a server or Spark worker predicts for ever: keep vectors on disk, not in memory
 
 
 def predict_frame(model: Any, data: pd.DataFrame, task: dict[str, Any] | None = None) -> pd.DataFrame:
@@ -284,16 +354,26 @@ def log_model(
 ) -> str:
     """Log the fitted pipeline as a pyfunc model with signature and input example; returns its URI.
 
+    The model is self-contained: it carries a wheel of the running `stance` package, named in its requirements.txt
+    by a path relative to the model folder (`artifacts/stance-<version>-py3-none-any.whl`), which is how MLflow's
+    environment managers resolve it (they install with the model folder as working directory). A wheel rather than
+    MLflow's `code_paths`: code paths only help `mlflow.pyfunc.load_model`, while the wheel also makes `import
+    stance` (hence `stance.load_model`, the `stance` command and Spark executors built from the requirements) work
+    in an environment made from the model alone, and it brings the package's own dependencies with it (the cost:
+    those include what only training needs, such as Hydra and datasets).
     Fine-tuned weights are new knowledge, not a name to look up: each folder travels inside the model as an artifact
-    `weights/<key>`, so the model predicts on a machine whose cache never saw them.
+    `weights-<key>`, so the model predicts on a machine whose cache never saw them.
     """
     from stance.cross_encoder import fine_tuned_parts
+    from stance.wheel import build_wheel
 
     with tempfile.TemporaryDirectory() as tmp:
         path = dump_pipeline(model, Path(tmp))
         if path.suffix == ".skops":
             requirements = [*requirements, f"skops=={importlib.metadata.version('skops')}"]
-        artifacts = {"pipeline": str(path)}
+        wheel = build_wheel(Path(tmp) / "wheel")
+        requirements = [*requirements, f"{MODEL_WHEEL_DIR}/{wheel.name}"]
+        artifacts = {"pipeline": str(path), "stance_wheel": str(wheel)}
         for part in fine_tuned_parts(model):
             artifacts[f"{WEIGHTS_PREFIX}{part.weights_key_}"] = part.weights_path_
         info = mlflow.pyfunc.log_model(
@@ -309,11 +389,12 @@ def log_model(
     return info.model_uri
 
 
-def load_model(uri: str) -> Any:
+def load_model(uri: str, allow_pickle: bool = False) -> Any:
     """The fitted scikit-learn model behind a `runs:/`, `models:/` or local-path MLflow model URI.
 
     Reads the pipeline file itself rather than through pyfunc, which would run the model's logged code file; warns
-    (`ModelVersionWarning`) when the model was logged with other versions of stance or its libraries.
+    (`ModelVersionWarning`) when the model was logged with other versions of stance or its libraries. A pickled
+    pipeline is refused (`UntrustedModelError`) unless `allow_pickle`.
     """
     from mlflow.models import Model
 
@@ -332,7 +413,10 @@ def load_model(uri: str) -> Any:
     from stance.cross_encoder import attach_weights
 
     artifacts = {name: local / spec["path"] for name, spec in meta.flavors["python_function"]["artifacts"].items()}
-    return attach_weights(load_pipeline(artifacts["pipeline"]), weight_folders(artifacts))
+    for path in artifacts.values():  # the MLmodel is the model's own word: keep what it names inside its folder
+        if not path.resolve().is_relative_to(local.resolve()):
+            raise UntrustedModelError(f"Model {uri}: its MLmodel points outside the model folder, at {path.resolve()}.")
+    return attach_weights(load_pipeline(artifacts["pipeline"].resolve(), allow_pickle), weight_folders(artifacts))
 
 
 # Artifact names of fine-tuned weight folders inside a logged model: `weights-<key>`.
@@ -363,28 +447,48 @@ def version_mismatches(stance_version: str | None, requirements: list[str]) -> l
     return out
 
 
-# skops writes n-gram vocabularies as indented JSON: above this many terms that takes minutes (about a minute and
-# 50 MB per 100k terms), so such pipelines are pickled instead.
+# skops writes a vocabulary dict as one JSON node per term: above this many terms that takes minutes (about a minute
+# and 50 MB per 100k terms), so scikit-learn's vectorizers are then stored with a compact one (stance.vocabulary).
 SKOPS_MAX_TERMS = 50_000
-# Top-level modules whose types a skops pipeline file may hold: its libraries and our own estimators.
-TRUSTED_MODULES = ("sklearn", "numpy", "scipy", "stance")
+# Modules whose classes a skops pipeline file may hold beyond skops's own defaults (numpy arrays and dtypes, builtins):
+# scikit-learn, our own estimators, and sparse matrices.
+TRUSTED_MODULES = ("sklearn", "stance", "scipy.sparse")
 
 
 class UntrustedModelError(RuntimeError):
-    """A logged pipeline holds types from modules outside `TRUSTED_MODULES`, so it is not loaded."""
+    """A logged pipeline would run code on load (a pickle, or types outside `TRUSTED_MODULES`), so it is not loaded."""
 
 
 def dump_pipeline(model: Any, folder: Path) -> Path:
-    """Write a fitted pipeline into `folder` with skops (no code runs on load), or joblib for huge vocabularies."""
-    terms = vocabulary_size(model)
-    if terms > SKOPS_MAX_TERMS:
-        log.warning("The pipeline has %d n-gram terms, too many for skops: stored with joblib (pickle).", terms)
+    """Write a fitted pipeline into `folder` with skops (no code runs on load), joblib for huge foreign vocabularies."""
+    if vocabulary_size(model) > SKOPS_MAX_TERMS:
+        model = _compact_vocabularies(model)
+    terms = vocabulary_size(model, plain_only=True)
+    if terms > SKOPS_MAX_TERMS:  # vectorizers other than scikit-learn's own, which cannot be stored compactly
+        log.warning(
+            "The pipeline has %d n-gram terms in vectorizers skops cannot store quickly: stored with joblib (pickle), "
+            "so loading it needs stance.load_model(uri, allow_pickle=True).",
+            terms,
+        )
         path = folder / "pipeline.joblib"
         joblib.dump(model, path)
         return path
     path = folder / "pipeline.skops"
     _import_skops().dump(model, path)
     return path
+
+
+def _compact_vocabularies(model: Any) -> Any:
+    """A copy of `model` whose scikit-learn count/TF-IDF vectorizers store their vocabulary compactly."""
+    import copy
+
+    from stance.vocabulary import COMPACT
+
+    model = copy.deepcopy(model)
+    for part in _estimators(model):
+        if type(part) in COMPACT:
+            part.__class__ = COMPACT[type(part)]  # same attributes and behaviour; only the stored state differs
+    return model
 
 
 def _import_skops() -> Any:
@@ -407,28 +511,57 @@ def _import_skops() -> Any:
     return skops.io
 
 
-def load_pipeline(path: str | Path) -> Any:
-    """Load a pipeline file: skops allowing only `TRUSTED_MODULES` types, or (older and huge models) joblib."""
+def load_pipeline(path: str | Path, allow_pickle: bool = False) -> Any:
+    """Load a pipeline file with skops, allowing only classes of `TRUSTED_MODULES`; a pickle only if `allow_pickle`."""
     path = Path(path)
     if path.suffix != ".skops":
-        log.warning("%s is a pickle: loading it runs code from the file; load it only from a store you trust.", path)
+        if not allow_pickle:
+            raise UntrustedModelError(
+                f"{path} is a pickle ({path.suffix or 'no suffix'}): loading it would run any code the file holds, so "
+                "it is not loaded. Models written by stance are skops files; a pickle comes from an older version, a "
+                "pipeline with a huge foreign vectorizer, or someone else. If you trust where it came from, load it "
+                "with stance.load_model(uri, allow_pickle=True)."
+            )
+        log.warning("%s is a pickle: loading it runs code from the file (allow_pickle=True was given).", path)
         return joblib.load(path)
     skops_io = _import_skops()
     types = skops_io.get_untrusted_types(file=path)
-    untrusted = sorted(t for t in types if t.split(".", 1)[0] not in TRUSTED_MODULES)
+    untrusted = sorted(t for t in types if not _trusted_class(t))
     if untrusted:
         raise UntrustedModelError(
-            f"{path} holds types from outside {', '.join(TRUSTED_MODULES)}: {', '.join(untrusted)}. Not loading it; "
-            "if you trust where it came from, load it with skops.io.load(path, trusted=[...those types...])."
+            f"{path} holds types that are not classes of {', '.join(TRUSTED_MODULES)}: {', '.join(untrusted)}. Not "
+            "loading it; if you trust where it came from, load it with skops.io.load(path, trusted=[...those types])."
         )
     return skops_io.load(path, trusted=types)
 
 
-def vocabulary_size(model: Any) -> int:
-    """Terms in all fitted n-gram vocabularies (`vocabulary_`) of `model` and the estimators nested in it."""
+def _trusted_class(name: str) -> bool:
+    """Whether `module.Name` is a class defined in one of `TRUSTED_MODULES` (skops instantiates, even calls, it).
+
+    Being in a trusted module is not enough: `stance.train.instantiate` is Hydra's function imported there, and a
+    crafted file could have skops call it; numpy and scipy classes beyond sparse matrices can touch files when built.
+    """
+    import importlib
+    import inspect
+
+    def inside(module: str) -> bool:
+        return any(module == m or module.startswith(f"{m}.") for m in TRUSTED_MODULES)
+
+    module, _, attribute = name.rpartition(".")
+    if not inside(module):
+        return False
+    try:
+        found = getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError):
+        return False
+    return inspect.isclass(found) and inside(getattr(found, "__module__", None) or "")
+
+
+def _estimators(model: Any) -> Iterator[Any]:
+    """`model` and every estimator nested in it (in attributes, lists, tuples and dicts), each once."""
     from sklearn.base import BaseEstimator
 
-    total, seen, todo = 0, set(), [model]
+    seen, todo = set(), [model]
     while todo:
         part = todo.pop()
         if id(part) in seen:
@@ -439,11 +572,23 @@ def vocabulary_size(model: Any) -> int:
         elif isinstance(part, list | tuple):
             todo.extend(part)
         elif isinstance(part, BaseEstimator):
-            state = dict(vars(part))
-            vocabulary = state.pop("vocabulary_", None)
-            total += len(vocabulary) if isinstance(vocabulary, dict) else 0
-            todo.extend(state.values())
-    return total
+            yield part
+            todo.extend(value for key, value in vars(part).items() if key != "vocabulary_")  # not its terms
+
+
+def vocabulary_size(model: Any, plain_only: bool = False) -> int:
+    """Terms in all fitted n-gram vocabularies (`vocabulary_`) of `model` and the estimators nested in it.
+
+    plain_only: count only vocabularies stored as dicts (not those of `stance.vocabulary`'s compact vectorizers).
+    """
+    from stance.vocabulary import COMPACT
+
+    compact = tuple(COMPACT.values())
+    return sum(
+        len(part.vocabulary_)
+        for part in _estimators(model)
+        if isinstance(getattr(part, "vocabulary_", None), dict) and not (plain_only and isinstance(part, compact))
+    )
 
 
 def log_result(result: Any, cfg: Any, peak_rss_mb: float) -> None:

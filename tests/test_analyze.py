@@ -92,7 +92,7 @@ def test_the_defaults_are_the_registered_models_of_named_experiments(registry, a
     client = MlflowClient(registry)
     for name, experiment in DEFAULT_MODELS.values():
         version = client.get_model_version_by_alias(name, "default")
-        assert version.version == "1"  # analysing did not train again
+        assert str(version.version) == "1"  # analysing did not train again
         run = client.get_run(version.run_id)
         assert run.data.tags["overrides"].startswith(f"experiment={experiment} ")
     explicit = stance.analyze(
@@ -191,3 +191,12 @@ def test_import_stays_light():
     code = "import sys, stance; print(callable(stance.analyze), [m for m in ('torch', 'mlflow') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "True []"
+
+
+def test_default_models_are_stored_with_skops_and_load_without_unpickling(registry):
+    import mlflow
+
+    for kind, (name, _) in DEFAULT_MODELS.items():
+        local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}@default", tracking_uri=registry))
+        assert [p.name for p in (local / "artifacts").glob("pipeline.*")] == ["pipeline.skops"]
+        assert hasattr(default_model(kind, registry), "predict_proba")  # stance.load_model: allow_pickle is False

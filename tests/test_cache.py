@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import os
+import re
+import shutil
 import sqlite3
 import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from stance import features
@@ -154,3 +158,65 @@ def test_cli_info_and_clear(tmp_path):
     )
     assert "Deleted 3 entries" in cleared.stdout
     assert EmbeddingCache(tmp_path).info() == []
+
+
+def test_the_memo_is_bounded_and_encode_still_returns_every_vector(tmp_path, monkeypatch):
+    monkeypatch.setattr(features._MEMO, "max_bytes", 3 * 384 * 4)  # three MiniLM vectors
+    embedder = _embedder(tmp_path)
+    vectors = embedder.encode(TEXTS)  # more texts than the memo holds
+    assert len(features._MEMO) == 3 and features._MEMO.nbytes == 3 * 384 * 4
+    np.testing.assert_array_equal(embedder.encode(TEXTS), vectors)  # the dropped ones come back from the disk
+    assert len(features._MEMO) == 3
+
+
+PREDICT = """
+import logging, sys
+import pandas as pd
+from stance import tracking
+logging.basicConfig(level=logging.INFO, format="%(message)s")
+model = tracking.load_pipeline(sys.argv[1])
+frame = pd.DataFrame({"text": sys.argv[2:], "target": "Atheism"})
+print(",".join(model.predict(frame)), ",".join(model.predict(frame.iloc[::-1])[::-1]))  # encode is called twice
+"""
+
+
+def read_only(folder) -> list[str]:
+    """A command prefix under which `folder` is read-only, even for root (in a private read-only bind mount)."""
+    if os.geteuid() != 0:
+        for path in [*folder.iterdir(), folder]:
+            path.chmod(0o555)
+        return []
+    if not shutil.which("unshare"):
+        pytest.skip("running as root without `unshare`: no way to make a folder read-only for this test")
+    return ["unshare", "-rm", "sh", "-c", 'mount --bind -o ro "$0" "$0" && exec "$@"', str(folder)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("filled", [True, False], ids=["holding-the-vectors", "empty"])
+def test_a_read_only_cache_folder_does_not_make_prediction_fail(tmp_path, monkeypatch, filled):
+    from sklearn.linear_model import LogisticRegression
+
+    from stance import tracking
+    from stance.model import build_model
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setenv("STANCE_CACHE", str(cache if filled else tmp_path / "elsewhere"))
+    frame = pd.DataFrame({"text": TEXTS, "target": "Atheism"})
+    labels = ["FAVOR", "AGAINST"] * 3
+    model = build_model(SentenceEmbedder(show_progress=False), LogisticRegression()).fit(frame, labels)
+    open_cache(None).close()  # as at the end of training: the database file is complete, its WAL folded in
+    path = tracking.dump_pipeline(model, tmp_path)
+    before = sorted(p.name for p in cache.iterdir())
+    env = {**os.environ, "STANCE_CACHE": str(cache)}
+    command = [*read_only(cache), sys.executable, "-c", PREDICT, str(path), *TEXTS]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    expected = ",".join(model.predict(frame))
+    assert done.stdout.split() == [expected, expected]
+    warned = [line for line in done.stderr.splitlines() if "Embedding cache" in line]
+    assert len(warned) == 1, done.stderr[-3000:]
+    assert ("cannot be written" if filled else "cannot be used") in warned[0] and "writable folder" in warned[0]
+    assert sorted(p.name for p in cache.iterdir()) == before
+    hits = [int(n) for n in re.findall(r"Embedded \d+ texts with .*?: (\d+) from cache", done.stderr)]
+    assert sum(hits) == (len(TEXTS) + 1 if filled else 0)  # the texts and the target, read from the cache

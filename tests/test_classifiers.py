@@ -37,3 +37,28 @@ def test_class_weights_tuned_on_validation_do_not_lower_validation_f_avg(make_cf
     assert set(weights) == {"AGAINST", "FAVOR", "NONE"} and weights["AGAINST"] == 1.0
     validation = tuned.frames["validation"]
     assert f_avg(validation["label"], tuned.model.predict(validation)) == tuned.evaluation.metrics["validation/f_avg"]
+
+
+def test_a_classifier_whose_model_could_not_be_loaded_is_refused_before_any_work(tmp_path):
+    """LightGBM (not even installed here): refused at config time, one message, no MLflow run, nothing trained."""
+    import subprocess
+    import sys
+
+    store = tmp_path / "mlflow.db"
+    command = [
+        sys.executable, "-m", "stance.train", "classifier=hgb", "classifier._target_=lightgbm.LGBMClassifier",
+        f"mlflow.tracking_uri=sqlite:///{store}", f"hydra.run.dir={tmp_path}/outputs",
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    error = done.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: lightgbm.LGBMClassifier is not from scikit-learn or stance: a logged model holding")
+    assert "mlflow.log_model=false" in done.stderr and "Traceback" not in done.stderr
+    assert not store.exists()
+
+
+@pytest.mark.parametrize("name", _options("classifier"))
+def test_every_shipped_classifier_gives_a_loadable_model(make_cfg, name):
+    from stance.train import check_loadable
+
+    check_loadable(make_cfg(f"classifier={name}", "features=tfidf_minilm"))

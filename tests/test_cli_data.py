@@ -14,7 +14,7 @@ def test_list_shows_every_corpus_with_sizes(data_root):
     result = runner.invoke(app, ["data", "list"])
     assert result.exit_code == 0, result.output
     lines = {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:]}
-    assert set(lines) == set(CORPORA) and len(CORPORA) == 11
+    assert set(lines) == set(CORPORA) and len(CORPORA) == 15
     assert lines["vast_devtest"][1:] == ["stance", "validation,test", "-", "2062", "3006"]
     assert lines["ag_news_test"][1:] == ["topic", "test", "-", "-", "7600"]
 
@@ -46,3 +46,20 @@ def test_data_validate_reports_warnings_and_errors(tmp_path):
     result = CliRunner().invoke(app, ["data", "validate", str(bad), "--columns", "text=Tweet,label=Stance"])
     assert result.exit_code == 1
     assert "bad.csv:3, column 'Tweet': empty text" in result.output
+
+
+def test_data_validate_rejects_a_header_only_file_and_an_unknown_stance_label(tmp_path):
+    header = tmp_path / "train.csv"
+    header.write_text("Tweet,Stance\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["data", "validate", str(header), "--columns", "text=Tweet,label=Stance"])
+    assert result.exit_code == 1 and "train.csv has a header but no rows" in result.output
+    odd = tmp_path / "odd.csv"
+    odd.write_text("Tweet,Stance\nhello,FAVOR\nbye,favour\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["data", "validate", str(odd), "--columns", "text=Tweet,label=Stance"])
+    assert result.exit_code == 1 and "odd.csv:3, column 'Stance': unknown label 'favour' (did you mean 'FAVOR'?)" in (
+        result.output
+    )
+    result = CliRunner().invoke(
+        app, ["data", "validate", str(odd), "--columns", "text=Tweet,label=Stance", "--task", "topic"]
+    )
+    assert result.exit_code == 0 and "labels ['FAVOR', 'favour']" in result.output

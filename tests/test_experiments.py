@@ -1,4 +1,4 @@
-"""The named experiment `semeval_best` reproduces the test F_avg reported in experiments/RESULTS.md."""
+"""Named experiments: `semeval_best` reproduces its reported test F_avg; `semeval_tune` has a held-out objective."""
 
 from __future__ import annotations
 
@@ -26,3 +26,19 @@ def test_semeval_best_reproduces_its_reported_number(make_cfg):
     measured = result.evaluation.metrics["test/f_avg"]
     assert measured == pytest.approx(value, abs=0.005), "same config, seed and data: same score (to float noise)"
     assert low <= measured <= high and measured >= 0.69  # above every SemEval-2016 system and the baseline
+
+
+# Settings that fit something on validation: a sweep scoring trials on a validation metric must not search them.
+FITTED_ON_VALIDATION = ("tune_class_weights",)
+
+
+def test_the_optuna_search_keeps_its_objective_a_held_out_estimate():
+    from hydra import compose, initialize_config_dir
+
+    from tests.conftest import CONF
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["experiment=semeval_tune"], return_hydra_config=True)
+    searched = set(cfg.hydra.sweeper.optuna_config.params)
+    assert cfg.objective.startswith("validation/") and searched
+    assert not searched & set(FITTED_ON_VALIDATION) and cfg.tune_class_weights is False

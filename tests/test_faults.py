@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import logging
 import os
 import re
 import signal
@@ -111,6 +110,49 @@ def test_interrupted_runs_end_killed_keep_the_cache_and_a_rerun_succeeds(tmp_pat
     assert sum(reused) >= cached  # the rerun started from the vectors the interrupted runs had committed
 
 
+def default_sigint() -> None:
+    """As from a terminal: a shell's background job (nohup ... &, some CI runners) inherits SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def sweep_results(store: str, run_id: str) -> pd.DataFrame:
+    return pd.read_csv(
+        mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="sweep_results.csv", tracking_uri=store)
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_during_a_sweep_ends_parent_and_job_killed_with_the_partial_table(tmp_path, signum):
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    env = {**os.environ, "STANCE_CACHE": str(tmp_path / "cache")}  # a cold cache: the first job is still encoding
+    command = train_command(store, tmp_path, "classifier=logreg,svm", "data.limit=300", multirun=True)
+    log = tmp_path / "sweep.log"
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, preexec_fn=default_sigint
+    )
+    wait_for(lambda: any("mlflow.parentRunId" in r.data.tags for r in runs(store)), "job run", process, log)
+    process.send_signal(signum)
+    assert process.wait(timeout=120) != 0, log.read_text()[-3000:]
+    logged = runs(store)
+    [parent] = [r for r in logged if "mlflow.parentRunId" not in r.data.tags]
+    [job] = [r for r in logged if "mlflow.parentRunId" in r.data.tags]
+    assert (parent.info.status, job.info.status) == ("KILLED", "KILLED"), log.read_text()[-3000:]
+    table = sweep_results(store, parent.info.run_id)
+    assert table[["run_id", "status"]].values.tolist() == [[job.info.run_id, "KILLED"]]
+    assert "classifier=logreg" in table["overrides"][0].split()
+
+
+def test_a_crashed_sweep_ends_its_parent_failed(tmp_path):
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    command = train_command(store, tmp_path, "classifier=logreg,no_such_classifier", multirun=True)
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0 and "no_such_classifier" in done.stderr
+    [parent] = runs(store)
+    assert parent.info.status == "FAILED"
+    assert sweep_results(store, parent.info.run_id).empty  # no job ran: an empty table, logged all the same
+
+
 @pytest.mark.slow
 def test_two_sweeps_at_once_on_one_cache_and_store_lose_nothing(tmp_path):
     from stance.corpora import semeval2016_task6
@@ -162,6 +204,34 @@ def test_same_config_and_seed_give_identical_metrics(make_cfg, tmp_path):
     logged = [client.get_run(r.run_id).data.metrics for r in (first, second)]
     quality = [{k: v for k, v in m.items() if not k.startswith(("time/", "peak_rss"))} for m in logged]
     assert quality[0] == quality[1] and "test/f_avg_ci_low" in quality[0]
+
+
+@pytest.mark.slow
+def test_vectors_and_metrics_do_not_depend_on_batching_or_cache_history(make_cfg, tmp_path):
+    """Cold cache, warm cache, and a cache warmed up by other batches of the same texts: the same vectors, metrics."""
+    from stance.cache import EmbeddingCache
+    from stance.features import SentenceEmbedder
+
+    overrides = ["data.limit=150", "bootstrap=0", "features.show_progress=false", "mlflow.log_model=false"]
+
+    def run(cache: Path):
+        features._MEMO.clear()  # as a new process: vectors come from the disk cache or the encoder
+        return run_experiment(make_cfg(f"features.cache_dir={cache}", *overrides), overrides)
+
+    cold = run(tmp_path / "a")
+    warm = run(tmp_path / "a")
+    texts = sorted({t for frame in cold.frames.values() for column in ("text", "target") for t in frame[column]})
+    features._MEMO.clear()  # so that the warm-up encodes, rather than finding the runs' vectors in this process
+    warmup = SentenceEmbedder(cache_dir=str(tmp_path / "b"), show_progress=False)
+    warmup.encode(texts[::3])  # other companions in every batch, other padded lengths
+    for text in texts[1::25]:
+        warmup.encode([text])  # alone
+    after_warmup = run(tmp_path / "b")
+    assert cold.evaluation.metrics == warm.evaluation.metrics == after_warmup.evaluation.metrics
+    first = EmbeddingCache(tmp_path / "a").get(warmup.namespace(), texts)
+    second = EmbeddingCache(tmp_path / "b").get(warmup.namespace(), texts)
+    assert first.keys() == second.keys() == set(texts)
+    assert [t for t in texts if not np.array_equal(first[t], second[t])] == []  # bit-identical
 
 
 @pytest.fixture(scope="module")
@@ -271,19 +341,83 @@ def test_pipeline_with_a_foreign_type_is_not_loaded(tmp_path):
         tracking.load_pipeline(path)
 
 
-def test_huge_vocabulary_is_pickled_and_says_so(tmp_path, caplog):
+@pytest.mark.slow
+def test_huge_vocabulary_stays_in_skops_and_loads_without_pickle(tmp_path):
+    import time
+
     from stance.corpora import semeval2016_task6
     from stance.data import to_frame
     from stance.features import tfidf
 
-    model = tfidf().fit(to_frame(semeval2016_task6()["train"]))
+    train = to_frame(semeval2016_task6()["train"])
+    model = tfidf().fit(train)
     assert tracking.vocabulary_size(model) > tracking.SKOPS_MAX_TERMS
-    with caplog.at_level(logging.WARNING, logger="stance.tracking"):
-        path = tracking.dump_pipeline(model, tmp_path)
-        loaded = tracking.load_pipeline(path)
-    assert path.suffix == ".joblib"
-    assert "stored with joblib (pickle)" in caplog.text and "only from a store you trust" in caplog.text
-    assert loaded.transform(pd.DataFrame({"text": ["climate"]})).shape[1] == tracking.vocabulary_size(model)
+    start = time.perf_counter()
+    path = tracking.dump_pipeline(model, tmp_path)
+    assert path.suffix == ".skops" and time.perf_counter() - start < 60  # plain skops took minutes
+    loaded = tracking.load_pipeline(path)
+    assert (loaded.transform(train.head(50)) != model.transform(train.head(50))).nnz == 0
+    assert tracking.vocabulary_size(loaded) == tracking.vocabulary_size(model)
+    assert type(model.transformers_[0][1]).__module__.startswith("sklearn")  # the caller's model is left as it was
+
+
+class RunsCode:
+    """Unpickling this calls `os.mkdir(marker)`: a stand-in for any command a crafted pickle runs."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.mkdir, (str(self.marker),)
+
+
+def crafted_model(folder: Path, pipeline: str, content: bytes) -> Path:
+    """A model folder as an attacker would ship it: an MLmodel naming `pipeline`, and that file."""
+    folder.mkdir()
+    (folder / pipeline).write_bytes(content)
+    (folder / "MLmodel").write_text(
+        f"flavors:\n  python_function:\n    artifacts:\n      pipeline:\n        path: {pipeline}\n"
+        f"        uri: {pipeline}\n    loader_module: mlflow.pyfunc.model\n"
+    )
+    return folder
+
+
+def test_a_model_pointing_at_a_pickle_is_refused_and_runs_nothing(tmp_path):
+    import pickle
+
+    marker = tmp_path / "code-ran"
+    folder = crafted_model(tmp_path / "model", "pipeline.joblib", pickle.dumps(RunsCode(marker)))
+    with pytest.raises(tracking.UntrustedModelError, match=r"pipeline.joblib is a pickle .*allow_pickle=True"):
+        stance.load_model(str(folder))
+    assert not marker.exists()
+    stance.load_model(str(folder), allow_pickle=True)  # the caller's explicit choice: the file's code runs
+    assert marker.exists()
+
+
+def test_a_skops_file_naming_a_function_of_a_trusted_module_is_refused(tmp_path):
+    """skops calls what a ConstructorFromReduceNode names; `stance.train.instantiate` would run `os.mkdir`."""
+    import zipfile
+
+    skops_io = tracking._import_skops()
+    marker = tmp_path / "code-ran"
+    skops_io.dump(({"_target_": "os.mkdir", "path": str(marker)},), tmp_path / "args.skops")
+    with zipfile.ZipFile(tmp_path / "args.skops") as archive:
+        arguments = json.loads(archive.read("schema.json"))
+    header = {key: arguments.pop(key) for key in ("protocol", "_skops_version")}
+    call = {"__class__": "instantiate", "__module__": "stance.train", "__loader__": "ConstructorFromReduceNode"}
+    buffer = tmp_path / "pipeline.skops"
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("schema.json", json.dumps({**call, "content": arguments, "__id__": 1, **header}))
+    folder = crafted_model(tmp_path / "model", "pipeline.skops", buffer.read_bytes())
+    with pytest.raises(tracking.UntrustedModelError, match="not classes of .*: stance.train.instantiate"):
+        stance.load_model(str(folder))
+    assert not marker.exists()
+
+
+def test_a_model_pointing_outside_its_folder_is_refused(tmp_path):
+    folder = crafted_model(tmp_path / "model", "../elsewhere.skops", b"")
+    with pytest.raises(tracking.UntrustedModelError, match="points outside the model folder"):
+        stance.load_model(str(folder))
 
 
 SECRETS = {"MLFLOW_TRACKING_TOKEN": "tok-7f3a9c1e5b", "AWS_SECRET_ACCESS_KEY": "aws-2b8d4f6a0c9e"}
@@ -313,6 +447,49 @@ def test_no_secret_reaches_params_tags_or_run_name(make_cfg, monkeypatch):
 
     config = json.dumps(tracking.redact_config(OmegaConf.to_container(cfg, resolve=True)))
     assert not any(secret in config for secret in [*SECRETS.values(), "hunter2hunter2"])
+
+
+@pytest.mark.slow
+def test_no_secret_in_any_run_tag_param_artefact_saved_file_or_console_line_of_a_sweep(tmp_path):
+    """A sweep with a token override, tracking to a server through a URI that carries a password.
+
+    The URI is a real, working one: MLflow's REST client (requests) sends a URL's user:password as HTTP basic auth,
+    and an `mlflow server` without auth ignores it, as a server behind an authenticating proxy would not.
+    """
+    from tests.test_server import start_server, stop
+
+    token, password = "tok-SECRET-5d1e9c7a", "pw-SECRET-8a2f7b3c"
+    server, url = start_server(f"sqlite:///{tmp_path}/server.db", tmp_path / "artifacts", tmp_path / "server.log")
+    store = url.replace("http://", f"http://stance:{password}@")
+    command = [
+        sys.executable, "-m", "stance.train", "-m", "classifier=logreg,svm", f"+extra.api_token={token}",
+        "features=tfidf", "per_target=false", "bootstrap=0", "data.limit=100", f"mlflow.tracking_uri={store}",
+        f"hydra.sweep.dir={tmp_path}/multirun",
+    ]  # fmt: skip
+    try:
+        done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-3000:]
+        client = MlflowClient(tracking_uri=store)
+        logged = client.search_runs([e.experiment_id for e in client.search_experiments()])
+        assert sorted(r.info.status for r in logged) == ["FINISHED"] * 3  # the parent and two jobs
+        shown = [done.stdout, done.stderr]
+        for run in logged:
+            shown += [run.info.run_name, json.dumps(run.data.params), json.dumps(run.data.tags)]
+            folder = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, tracking_uri=store))
+            shown += [path.read_bytes().decode("utf-8", "replace") for path in folder.rglob("*") if path.is_file()]
+        jobs = [r for r in logged if "mlflow.parentRunId" in r.data.tags]
+        assert {r.data.params["extra.api_token"] for r in jobs} == {tracking.REDACTED}
+    finally:
+        stop(server)
+    # Everything the server stored (database and artefact files) and everything Hydra saved for the sweep.
+    stored = [tmp_path / "server.db", *(tmp_path / "artifacts").rglob("*"), *(tmp_path / "multirun").rglob("*")]
+    shown += [path.read_bytes().decode("utf-8", "replace") for path in stored if path.is_file()]
+    assert (tmp_path / "multirun" / "multirun.yaml").is_file()
+    assert sum(path.name == "MLmodel" for path in stored) == 2  # the logged models' files were searched too
+    for secret in (token, password):
+        leaks = [text[max(0, text.find(secret) - 200) : text.find(secret) + 50] for text in shown if secret in text]
+        assert not leaks, f"{secret} leaked: {leaks[:3]}"
+    assert f"stance:{tracking.REDACTED}@127.0.0.1" in done.stdout  # the URI is shown, its password masked
 
 
 # Fuzzing the loaded model's input: any strings give a valid prediction; anything else one clear ValueError.

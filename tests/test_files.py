@@ -112,6 +112,125 @@ def test_encodings_given_detected_and_wrong(tmp_path, caplog):
         files({"test": str(bad)}, encoding="utf-8")
 
 
+ZH = [f"气候变化是真实存在的问题，我们必须立即行动…第{i}条" for i in range(30)]
+JA = [f"気候変動は本当の問題です。今すぐ行動しなければなりません（その{i}）" for i in range(30)]
+ELLIPSIS = [f"Tweet {i} about the climate… and more to come…" for i in range(30)]
+
+
+def write_split(path, texts, encoding):
+    rows = [("text", "target", "label"), *((t, "Climate Change is a Real Concern", "FAVOR") for t in texts)]
+    return write_csv(path, rows, encoding=encoding)
+
+
+def texts_of(data, split):
+    return to_frame(data[split])["text"].tolist()
+
+
+def test_one_encoding_is_detected_for_all_files_of_a_dataset(tmp_path, caplog):
+    """GB18030: the English test file alone (only `…` not ASCII) is ambiguous; with the Chinese train file it is not."""
+    paths = {
+        "train": write_split(tmp_path / "train.csv", ZH, "gb18030"),
+        "test": write_split(tmp_path / "test.csv", ELLIPSIS, "gb18030"),
+    }
+    with caplog.at_level(logging.WARNING):
+        data = files(paths, validation_size=0)
+    assert texts_of(data, "train") == ZH and texts_of(data, "test") == ELLIPSIS
+    assert caplog.text.count("reading them all as gb18030") == 1
+    paths = {
+        "train": write_split(tmp_path / "ja.csv", JA, "shift_jis"),
+        "test": write_split(tmp_path / "ja2.csv", JA[:5], "shift_jis"),
+    }
+    data = files(paths, validation_size=0)
+    assert texts_of(data, "train") == JA and texts_of(data, "test") == JA[:5]
+
+
+def test_an_ambiguous_encoding_stops_and_names_the_candidates(tmp_path):
+    paths = {
+        "train": write_split(tmp_path / "train.csv", ELLIPSIS, "gb18030"),
+        "test": write_split(tmp_path / "test.csv", ELLIPSIS[:5], "gb18030"),
+    }
+    with pytest.raises(
+        DataError,
+        match=r"ambiguous: at train.csv:2, .*gb18030 .*reads 'Tweet 0 about the climate… and.*Set data.encoding",
+    ):
+        files(paths, validation_size=0)
+    assert texts_of(files(paths, validation_size=0, encoding="gb18030"), "test") == ELLIPSIS[:5]
+    western = ["“Naïve” café owners — résumé attached"] * 20
+    paths = {"train": write_split(tmp_path / "w.csv", western, "cp1252")}
+    with pytest.raises(DataError, match=r"cp1250 reads '“Naďve” café.*; cp1252 \(or .*\) reads '“Naïve” café"):
+        files(paths, validation_size=0)
+    assert texts_of(files(paths, validation_size=0, encoding="cp1252"), "train") == western
+
+
+def test_files_in_two_encodings_are_an_error(tmp_path):
+    paths = {
+        "train": write_split(tmp_path / "train.csv", ["Tweet about the climate…"] * 10, "utf-8"),
+        "test": write_split(tmp_path / "test.csv", ["“Naïve” café owners"] * 10, "cp1252"),
+    }
+    with pytest.raises(DataError, match=r"different encodings: .*train.csv UTF-8, .*test.csv not"):
+        files(paths, validation_size=0)
+
+
+def test_empty_and_header_only_files_are_named(tmp_path):
+    (tmp_path / "empty.csv").write_bytes(b"")
+    with pytest.raises(DataError, match=r"empty.csv is empty \(no header, no rows\)"):
+        files({"train": str(tmp_path / "empty.csv")})
+    (tmp_path / "blank.csv").write_text("\n\n")
+    with pytest.raises(DataError, match=r"blank.csv has no header and no rows"):
+        files({"train": str(tmp_path / "blank.csv")})
+    header = write_csv(tmp_path / "header.csv", [("text", "target", "label")])
+    with pytest.raises(DataError, match=r"header.csv has a header but no rows"):
+        files({"train": header, "test": write_split(tmp_path / "test.csv", ["a tweet"], "utf-8")})
+
+
+def test_an_unknown_stance_label_is_an_error_with_the_closest_suggested(tmp_path):
+    rows = [("text", "target", "Stance"), ("a", "t", "FAVOR"), ("b", "t", "AGAINST"), ("c", "t", "favour")]
+    path = write_csv(tmp_path / "t.csv", rows)
+    expected = r"t.csv:4, column 'Stance': unknown label 'favour' \(did you mean 'FAVOR'\?\).*data.label_map"
+    with pytest.raises(DataError, match=expected):
+        files({"test": path}, columns={"label": "Stance"}, task="stance")
+    mapped = files({"test": path}, columns={"label": "Stance"}, label_map={"favour": "FAVOR"}, task="stance")
+    assert to_frame(mapped["test"])["label"].tolist() == ["FAVOR", "AGAINST", "FAVOR"]
+    own = files({"test": path}, columns={"label": "Stance"}, labels=["AGAINST", "FAVOR", "favour"], task="stance")
+    assert own["test"].features["label"].names == ["AGAINST", "FAVOR", "favour"]
+    assert files({"test": path}, columns={"label": "Stance"}, task="topic")["test"].num_rows == 3  # any labels
+
+
+def test_a_class_too_small_to_split_is_one_clear_error(tmp_path, caplog):
+    texts = [f"tweet number {i}" for i in range(40)]
+    rows = [
+        ("text", "target", "label"),
+        *((t, f"target {i % 2}", "FAVOR" if i % 2 else "AGAINST") for i, t in enumerate(texts)),
+    ]
+    with pytest.raises(
+        DataError, match=r"Label 'NONE' has 1 training row \(t.csv:42\), too few to split .*validation_size=0"
+    ):
+        files({"train": write_csv(tmp_path / "t.csv", [*rows, ("odd one", "target 0", "NONE")])})
+    # One (target, label) pair with a single row, but every label with several: stratified by label, with a warning.
+    with caplog.at_level(logging.WARNING):
+        data = files({"train": write_csv(tmp_path / "u.csv", [*rows, ("odd one", "target 9", "FAVOR")])})
+    assert data["train"].num_rows + data["validation"].num_rows == 41
+    assert "stratified by label only" in caplog.text
+
+
+def test_a_class_smaller_than_the_classifiers_folds_is_one_clear_error(make_cfg, tmp_path):
+    from stance.train import train
+
+    texts = [f"tweet number {i}" for i in range(30)]
+    rows = [("text", "target", "label"), *((t, "t", ["AGAINST", "FAVOR"][i % 2]) for i, t in enumerate(texts))]
+    train_path = write_csv(tmp_path / "train.csv", [*rows, ("rare", "t", "NONE"), ("rarer", "t", "NONE")])
+    cfg = make_cfg(
+        "data=files",
+        f"data.paths={{train: {train_path}, validation: {train_path}}}",
+        "features=tfidf",
+        "classifier=svm",
+    )
+    with pytest.raises(
+        DataError, match=r"Label 'NONE' has 2 training row\(s\), fewer than the 3 cross-validation folds"
+    ):
+        train(cfg)
+
+
 def test_validate_reports_duplicates_and_leakage_and_drops_only_when_asked():
     train = pd.DataFrame(
         {"text": ["a", "a", "b", "c"], "target": ["t"] * 4, "label": ["X", "Y", "X", "X"], "id": list("1234")}
@@ -130,6 +249,61 @@ def test_hub_offline_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(DataError, match="Cannot load Hub dataset 'nobody/no-such-dataset'.*data=files"):
         hub("nobody/no-such-dataset")
+
+
+SENTENCES = [f"sentence {i} about the topic" for i in range(40)]
+STANCES = ["pro", "con", "neutral", "pro"] * 10
+
+
+def write_jsonl(path, rows):
+    path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    return str(path)
+
+
+def test_hub_reads_a_local_dataset_with_string_labels_mapped_and_limited(tmp_path):
+    rows = [{"sentence": t, "topic": "school uniforms", "stance": s} for t, s in zip(SENTENCES, STANCES, strict=True)]
+    files_ = {
+        "train": write_jsonl(tmp_path / "train.jsonl", rows[:30]),
+        "test": write_jsonl(tmp_path / "t.jsonl", rows[30:]),
+    }
+    options = {"columns": {"text": "sentence", "target": "topic", "label": "stance"}, "cache_dir": str(tmp_path / "hf")}
+    mapping = {"pro": "FAVOR", "con": "AGAINST", "neutral": "NONE"}
+    data = hub("json", data_files=files_, label_map=mapping, limit=5, task="stance", **options)
+    assert {split: ds.num_rows for split, ds in data.items()} == {"train": 5, "validation": 3, "test": 5}
+    assert data["test"].features["label"].names == ["AGAINST", "FAVOR", "NONE"]
+    test = to_frame(data["test"])
+    assert [mapping[o] for o in test["original_label"]] == test["label"].tolist()
+    assert set(test["target"]) == {"school uniforms"}
+    rows[2]["stance"] = "favour"
+    write_jsonl(tmp_path / "train.jsonl", rows[:30])
+    expected = r"json train row 2, column 'stance': unknown label 'favour' \(did you mean 'FAVOR'\?\)"
+    with pytest.raises(DataError, match=expected):
+        hub("json", data_files=files_, label_map=mapping, task="stance", **options)
+
+
+def test_hub_reads_class_indices_as_their_names(tmp_path):
+    from datasets import ClassLabel, Dataset, Features, Value
+
+    features = Features({"text": Value("string"), "label": ClassLabel(names=["AGAINST", "FAVOR", "NONE"])})
+    Dataset.from_dict({"text": SENTENCES[:6], "label": [0, 1, 2, 2, 1, 0]}, features=features).to_parquet(
+        tmp_path / "test.parquet"
+    )
+    data = hub("parquet", data_files={"test": str(tmp_path / "test.parquet")}, cache_dir=str(tmp_path / "hf"))
+    assert to_frame(data["test"])["label"].tolist() == ["AGAINST", "FAVOR", "NONE", "NONE", "FAVOR", "AGAINST"]
+
+
+def test_data_hub_trains_end_to_end_on_local_files(make_cfg, tmp_path):
+    from stance.train import train
+
+    rows = [{"text": t, "label": s} for t, s in zip(SENTENCES, STANCES, strict=True)]
+    train_file, test_file = write_jsonl(tmp_path / "a.jsonl", rows[:30]), write_jsonl(tmp_path / "b.jsonl", rows[30:])
+    cfg = make_cfg(
+        "data=hub", "data.path=json", f"data.data_files={{train: {train_file}, test: {test_file}}}",
+        "data.label_map={pro: FAVOR, con: AGAINST, neutral: NONE}", f"+data.cache_dir={tmp_path}/hf",
+        "features=tfidf", "per_target=false", "bootstrap=0",
+    )  # fmt: skip
+    result = train(cfg)
+    assert len(result.frames["test"]) == 10 and "test/f_avg" in result.evaluation.metrics
 
 
 CELL = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30)
