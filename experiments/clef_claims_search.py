@@ -3,10 +3,10 @@
     python experiments/clef_claims_search.py [--test]
 
 Each block of conf/features/claim_context.yaml is computed once per split (embeddings come from the cache), then
-logistic regressions (class_weight=balanced, as experiment=clef_claims) are fitted for every combination of blocks,
-block weights and C, and scored two ways, both on training debates only:
+logistic regressions (class_weight=balanced, as experiment=clef_claims_context) are fitted for every combination of
+blocks, block weights and C, and scored two ways, both on training debates only:
 - `val MAP`: fitted on train (15 debates), the official per-debate MAP on the validation split (4 debates, 78
-  check-worthy sentences); the same model as `python -m stance.train experiment=clef_claims
+  check-worthy sentences); the same model as `python -m stance.train experiment=clef_claims_context
   features.transformer_weights.<block>=<weight> classifier.C=<C>`;
 - `CV MAP`: leave-debates-out over all 19 training debates (train + validation; `FOLDS` folds by debate), the
   mean AP of the 19 debates scored out of fold. The selection criterion: 19 debates, not 4.
@@ -48,7 +48,7 @@ FOLDS = 5
 
 def blocks() -> tuple[dict[str, dict[str, np.ndarray]], dict[str, pd.DataFrame]]:
     """Each block's feature matrix per split, fitted on train, and the frames."""
-    cfg = compose_config("experiment=clef_claims")
+    cfg = compose_config("experiment=clef_claims_context")
     data, task = build(cfg.data), build(cfg.task)
     frames, _ = validate({split: to_frame(ds) for split, ds in data.items()})
     frames = {split: task.prepare(frame, split) for split, frame in frames.items()}

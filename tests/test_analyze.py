@@ -164,10 +164,8 @@ def test_cli_prints_the_table(registry, article):
 
 @pytest.mark.slow
 def test_cli_uses_a_logged_claim_model(make_cfg, registry, article):
-    # Logged into the store --tracking-uri names (where runs:/ URIs resolve), leaving its registered default alone.
-    cfg = make_cfg(
-        "experiment=clef_claims", "data.limit=300", f"mlflow.tracking_uri={registry}", "mlflow.register=null"
-    )
+    # Logged into the store that --tracking-uri names, where runs:/ URIs resolve.
+    cfg = make_cfg("experiment=clef_claims_context", "data.limit=300", f"mlflow.tracking_uri={registry}")
     logged = run_experiment(cfg)
     uri = f"runs:/{logged.run_id}/model"
     done = cli(str(article), "--target", TARGET, "--claim-model", uri, "--tracking-uri", registry, "--format", "csv")

@@ -55,8 +55,8 @@ def test_claim_task_end_to_end_and_a_loaded_model_ranks_new_sentences(make_cfg):
 
 
 def test_claims_in_context_log_a_model_that_scores_frames_with_or_without_context_columns(make_cfg):
-    cfg = make_cfg("experiment=clef_claims", "data.limit=300", "mlflow.register=null", "bootstrap=50")
-    result = run_experiment(cfg, ["experiment=clef_claims"])
+    cfg = make_cfg("experiment=clef_claims_context", "data.limit=300", "bootstrap=50")
+    result = run_experiment(cfg, ["experiment=clef_claims_context"])
     metrics = result.evaluation.metrics
     assert metrics["test/map_ci_low"] <= metrics["test/map"] <= metrics["test/map_ci_high"]
     assert {"speaker", "line", "group"} <= set(result.frames["test"].columns)
