@@ -27,8 +27,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=32)
     args = parser.parse_args()
 
-    from stance.data import to_frame
-    from stance.train import load_data
+    from stance.config import load_data
+    from stance.data.schema import to_frame
 
     train = to_frame(load_data("semeval2016_task6")["train"]).head(args.rows)
     start = time.perf_counter()
@@ -41,7 +41,7 @@ def main() -> None:
 
 
 def ours(train, steps: int) -> None:
-    from stance.cross_encoder import CrossEncoderClassifier
+    from stance.models.cross_encoder import CrossEncoderClassifier
 
     with tempfile.TemporaryDirectory() as cache:
         model = CrossEncoderClassifier(
@@ -61,8 +61,8 @@ def bare(train, steps: int) -> None:
         losses,
     )
 
-    from stance.features import DEFAULT_MODEL, resolve_model_path
-    from stance.finetune import resolve_precision
+    from stance.features.encoders import DEFAULT_MODEL, resolve_model_path
+    from stance.features.finetune import resolve_precision
 
     classes, codes = np.unique(train["label"], return_inverse=True)
     model = CrossEncoder(resolve_model_path(DEFAULT_MODEL), num_labels=len(classes), max_length=MAX_LENGTH)

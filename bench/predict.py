@@ -5,7 +5,8 @@
 For each size: `stance predict` on N distinct statements (whole process, fresh empty STANCE_CACHE: nothing is read
 from a cache) against a bare loop in its own process (SentenceTransformer.encode + the model's own fitted
 classifiers, no cache, no chunk files) over the same Parquet file, alternating; optionally Spark local[2] on the same
-file (`python -m stance.spark`), and the time from an empty venv (model requirements + wheel) to a first prediction.
+file (`python -m stance.predict.spark`), and the time from an empty venv (model requirements + wheel) to a first
+prediction.
 Results go to bench/predict_results.json; the Markdown table is printed.
 """
 
@@ -32,8 +33,8 @@ def synthesize(n: int, path: Path, seed: int = 0) -> None:
     import numpy as np
     import pandas as pd
 
-    from stance.corpora import semeval2016_task6
-    from stance.data import data_root, to_frame
+    from stance.data.corpora import semeval2016_task6
+    from stance.data.schema import data_root, to_frame
 
     semeval = pd.concat([to_frame(split)[["text", "target"]] for split in semeval2016_task6().values()])
     pstance = pd.concat(
@@ -58,8 +59,8 @@ def _bare(model_dir: str, path: str, out: str, batch_size: str = "64") -> None:
     from sentence_transformers import SentenceTransformer
 
     import stance
-    from stance.features import DEFAULT_MODEL, resolve_model_path
-    from stance.model import PerTarget
+    from stance.features.encoders import DEFAULT_MODEL, resolve_model_path
+    from stance.models.per_target import PerTarget
 
     start = time.perf_counter()
     model = stance.load_model(model_dir)
@@ -118,7 +119,7 @@ def bench_size(model: str, n: int, work: Path, spark: bool, bare: bool = True) -
     if spark:
         spark_out = work / f"spark-{n}"
         spark_env = env | {"STANCE_CACHE": str(work / f"cache-spark-{n}"), "PYSPARK_PYTHON": _python()}
-        cmd = [_python(), "-m", "stance.spark", "--master", "local[2]", model, str(source), str(spark_out)]
+        cmd = [_python(), "-m", "stance.predict.spark", "--master", "local[2]", model, str(source), str(spark_out)]
         wall, _, _ = run(cmd + ["--partitions", "2"], spark_env | {"OMP_NUM_THREADS": "1"})
         labelled = pd.read_parquet(spark_out).sort_values("id").reset_index(drop=True)
         single = pd.read_parquet(predicted)

@@ -35,7 +35,7 @@ METHOD = """## Method
   empty cache folder (so it hashes, encodes and writes every vector), alternating which goes first; the ratio is the
   median of the paired ratios.
 - (b) `python -m stance.train` (defaults) twice on one cache folder: cold, then warm. The embedding stage is the sum of
-  the `Embedded ... s` lines that `stance.features` logs (disk-cache lookups, model load and encoding).
+  the `Embedded ... s` lines that `stance.features.encoders` logs (disk-cache lookups, model load and encoding).
 - (c) `python -m stance.train -m classifier=logreg,svm,ridge per_target=true,false` (Hydra's basic launcher: jobs
   run one after another in one process, so the encoder is loaded once and later jobs read the in-process memo),
   cold cache, against the median cold single run of (b).
@@ -177,9 +177,9 @@ def _encode_worker(repeats: str, work: str) -> None:
     """Same process, same 2,000 distinct SemEval tweets: plain encode vs ours (cold cache) in alternating order."""
     import numpy as np
 
-    from stance import features
-    from stance.corpora import semeval2016_task6
-    from stance.data import to_frame
+    from stance.data.corpora import semeval2016_task6
+    from stance.data.schema import to_frame
+    from stance.features import encoders as features
 
     data = semeval2016_task6()
     texts = sorted({t for split in data.values() for t in to_frame(split)["text"]})
@@ -215,8 +215,8 @@ def _predict_worker(tracking_uri: str, model_uri: str) -> None:
     import pandas as pd
 
     import stance
-    from stance.corpora import multitarget_stance_election2016, perspectrum
-    from stance.data import to_frame
+    from stance.data.corpora import multitarget_stance_election2016, perspectrum
+    from stance.data.schema import to_frame
 
     corpora = (multitarget_stance_election2016, perspectrum)
     frames = [to_frame(split) for corpus in corpora for split in corpus().values()]
@@ -314,7 +314,7 @@ def report(info: dict[str, str], parts: dict[str, dict]) -> str:
             + f". Warm run: {b['warm_hits']:.0f} texts from cache, {b['warm_encoded']:.0f} encoded. MLflow "
             "`time/*_seconds` (median, cold -> warm): "
             + ", ".join(f"{k[5:]} {b[k]:.1f} -> {b['warm_' + k[5:]]:.1f}" for k in b if k.startswith("cold_time/"))
-            + ". The embedding stage is the sum of the `Embedded ... s` log lines of `stance.features`."
+            + ". The embedding stage is the sum of the `Embedded ... s` log lines of `stance.features.encoders`."
         )
     if c:
         lines.append(f"- (c) multirun walls: {_fmt(c['walls'])} s; peak RSS {c['peak_rss']:.0f} MB.")

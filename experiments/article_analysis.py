@@ -15,8 +15,8 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 import stance
-from stance.analyze import render
-from stance.data import data_root
+from stance.analysis.analyze import render
+from stance.data.schema import data_root
 
 HERE = Path(__file__).resolve().parent
 FIXTURE = HERE.parent / "tests" / "fixtures" / "news_security_guarantees.json"

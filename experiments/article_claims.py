@@ -3,7 +3,7 @@
     python experiments/article_claims.py MODEL_URI [MODEL_URI ...]
 
 A model URI is `runs:/<id>/model`, `models:/claim-checkworthy@default` or a local path (MLFLOW_TRACKING_URI picks the
-store). The article's statements are scored as `stance analyze` scores them (`stance.analyze.claim_scores`: one
+store). The article's statements are scored as `stance analyze` scores them (`stance.analysis.analyze.claim_scores`: one
 document in statement order, speakers as found, all unseen in CLEF), and compared with the `claim` column of
 tests/fixtures/news_security_guarantees.json.
 """
@@ -17,9 +17,9 @@ from pathlib import Path
 from sklearn.metrics import roc_auc_score
 
 import stance
-from stance.analyze import claim_scores
-from stance.article import statements
-from stance.data import data_root
+from stance.analysis.analyze import claim_scores
+from stance.analysis.article import statements
+from stance.data.schema import data_root
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "news_security_guarantees.json"
 

@@ -27,9 +27,9 @@ from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 
-from stance.data import to_frame, validate
-from stance.metrics import map_ci, ranking_scores
-from stance.train import build, compose_config
+from stance.config import build, compose_config
+from stance.data.schema import to_frame, validate
+from stance.evaluation.metrics import map_ci, ranking_scores
 
 # The ablation's block sets, in the order of the table in experiments/RESULTS.md.
 BLOCK_SETS = {

@@ -2,8 +2,8 @@
 
     python experiments/topic_check.py [--limit N]
 
-The default topic is the nearest of `stance.analyze.TOPICS` by MiniLM similarity, with no training; AG News test
-(7,600 news sentences, four balanced classes) is the only labelled news-topic corpus we have. Prints accuracy,
+The default topic is the nearest of `stance.analysis.analyze.TOPICS` by MiniLM similarity, with no training; AG News
+test (7,600 news sentences, four balanced classes) is the only labelled news-topic corpus we have. Prints accuracy,
 macro-F1 and the confusion matrix of the mapped topics.
 """
 
@@ -14,9 +14,9 @@ import argparse
 import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
-from stance.analyze import TOPICS, topics
-from stance.data import to_frame
-from stance.train import load_data
+from stance.analysis.analyze import TOPICS, topics
+from stance.config import load_data
+from stance.data.schema import to_frame
 
 # Each default topic -> the AG News class a news editor would file it under.
 TO_AG_NEWS = {

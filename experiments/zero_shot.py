@@ -5,7 +5,7 @@
 Every variant is the named experiment `zero_shot_stance` (stance/conf/experiment/) plus overrides, so the same
 numbers come from `python -m stance.train experiment=zero_shot_stance [overrides]` (VAST: validation = dev,
 test = test) and `... data.held_out=<SemEval target>` (leave-one-target-out: every training row about the target
-is removed, see `stance.mix.SAME_TARGET`; test = that target's SemEval test rows). Prints one row per variant.
+is removed, see `stance.data.mix.SAME_TARGET`; test = that target's SemEval test rows). Prints one row per variant.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ import time
 
 import pandas as pd
 
-from stance.mix import SAME_TARGET
-from stance.train import compose_config, train
+from stance.config import compose_config
+from stance.data.mix import SAME_TARGET
+from stance.experiment import train
 
 # name -> overrides of experiment=zero_shot_stance.
 VARIANTS: dict[str, list[str]] = {

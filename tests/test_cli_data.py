@@ -5,7 +5,7 @@ from __future__ import annotations
 from typer.testing import CliRunner
 
 from stance.cli import app
-from stance.corpora import CORPORA
+from stance.data.corpora import CORPORA
 
 runner = CliRunner()
 

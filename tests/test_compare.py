@@ -9,8 +9,8 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from stance.cli import app
-from stance.compare import ComparisonError, compare_runs, mcnemar, repredict, run_predictions
-from stance.train import run_experiment
+from stance.evaluation.compare import ComparisonError, compare_runs, mcnemar, repredict, run_predictions
+from stance.experiment import run_experiment
 from tests.conftest import CONF
 
 

@@ -6,8 +6,8 @@ import pytest
 from hydra.utils import instantiate
 from sklearn.base import BaseEstimator
 
-from stance.data import DataError
-from stance.train import build
+from stance.config import build
+from stance.data.schema import DataError
 from tests.conftest import CONF
 
 

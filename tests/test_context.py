@@ -14,10 +14,10 @@ from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from stance.context import POSITION_FEATURES, ContextWindow, DocumentPosition, LexicalSignals, Speaker
-from stance.data import to_frame
-from stance.tasks import Task
-from stance.train import load_data
+from stance.config import load_data
+from stance.data.schema import to_frame
+from stance.data.tasks import Task
+from stance.features.context import POSITION_FEATURES, ContextWindow, DocumentPosition, LexicalSignals, Speaker
 
 
 @functools.cache

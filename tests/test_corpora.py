@@ -12,7 +12,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from stance.corpora import (
+from stance.data.corpora import (
     CORPORA,
     clef2019_checkthat_task1,
     fnc1,
@@ -24,8 +24,8 @@ from stance.corpora import (
     tweeteval_stance,
     vast_devtest,
 )
-from stance.data import DataError, reader_report, to_frame, validate
-from stance.official import fnc_score
+from stance.data.schema import DataError, reader_report, to_frame, validate
+from stance.evaluation.official import fnc_score
 from tests.conftest import CONF
 
 
@@ -56,9 +56,11 @@ def sizes(frames: dict[str, pd.DataFrame]) -> dict[str, int]:
 
 def test_registry_matches_configs():
     # Other data configs (user files, the Hub) are not corpora under the data root.
-    corpus_configs = {p.stem for p in (CONF / "data").glob("*.yaml") if "stance.corpora." in p.read_text()}
+    corpus_configs = {p.stem for p in (CONF / "data").glob("*.yaml") if "stance.data.corpora." in p.read_text()}
     assert set(CORPORA) == corpus_configs
-    assert all(f"_target_: stance.corpora.{name}\n" in (CONF / "data" / f"{name}.yaml").read_text() for name in CORPORA)
+    assert all(
+        f"_target_: stance.data.corpora.{name}\n" in (CONF / "data" / f"{name}.yaml").read_text() for name in CORPORA
+    )
     assert {entry["task"] for entry in CORPORA.values()} == {"stance", "topic", "claim", "sentiment"}
 
 
@@ -202,7 +204,7 @@ def test_argkp_argq_overlap_removal(data_root, caplog):
     # SOURCE.md: 1,168 ArgKP train arguments are ArgQ test arguments (1,089 of them only up to case and spacing);
     # no ArgKP dev or test argument is.
     assert [len(normalized(f) & argq_test) for f in plain.values()] == [1168, 0, 0]
-    with caplog.at_level(logging.WARNING, logger="stance.corpora"):
+    with caplog.at_level(logging.WARNING, logger="stance.data.corpora"):
         data = ibm_argkp2021(root=root, exclude_overlap_with=["ibm_argq_30k"])
     frames = {split: to_frame(ds) for split, ds in data.items()}
     assert sizes(frames) == {"train": 5583 - 1168, "validation": 932, "test": 723}
@@ -230,7 +232,7 @@ def test_pstance_official_benchmark_and_keep_none(data_root, caplog):
     assert counts(frames["test"]) == {"AGAINST": 1125, "FAVOR": 1032}
     assert counts(frames["test"], "target") == {"Donald Trump": 777, "Joe Biden": 745, "Bernie Sanders": 635}
     assert not normalized(train_and_validation(frames)) & normalized(frames["test"])
-    with caplog.at_level(logging.WARNING, logger="stance.corpora"):
+    with caplog.at_level(logging.WARNING, logger="stance.data.corpora"):
         data = pstance(root=str(data_root), keep_none=True, label_map={"NONE": "NONE"})
     assert data["train"].features["label"].names == ["AGAINST", "FAVOR", "NONE"]
     full = {split: to_frame(ds) for split, ds in data.items()}

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from stance.corpora import semeval2016_task6
-from stance.data import DataError, to_frame
+from stance.data.corpora import semeval2016_task6
+from stance.data.schema import DataError, to_frame
 
 SEMEVAL_FILES = [
     "trialdata-all-annotations.txt",

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stance.train import run_experiment
+from stance.experiment import run_experiment
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -227,8 +227,8 @@ def spark_session(tmp_path: Path, monkeypatch) -> object:
 
 def statements_10k(data_root: Path) -> pd.DataFrame:
     """10,000 distinct (statement, target) pairs: 2,000 SemEval tweets, each toward five targets."""
-    from stance.corpora import semeval2016_task6
-    from stance.data import to_frame
+    from stance.data.corpora import semeval2016_task6
+    from stance.data.schema import to_frame
 
     data = semeval2016_task6(root=str(data_root))
     texts = pd.concat([to_frame(data[split]) for split in ("train", "test")])["text"].drop_duplicates().head(2000)
@@ -238,8 +238,8 @@ def statements_10k(data_root: Path) -> pd.DataFrame:
 
 
 def test_spark_udf_gives_the_labels_of_stance_predict(logged_model, tmp_path, monkeypatch, data_root):
-    from stance.predict import predict_files
-    from stance.spark import label_frame
+    from stance.predict.batch import predict_files
+    from stance.predict.spark import label_frame
 
     monkeypatch.setenv("STANCE_CACHE", str(tmp_path / "cache"))  # shared: Spark's workers read the vectors
     frame = statements_10k(data_root)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stance.train import train
+from stance.experiment import train
 
 RESULTS = Path(__file__).resolve().parents[1] / "experiments" / "RESULTS.md"
 

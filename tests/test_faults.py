@@ -24,10 +24,11 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 import stance
-from stance import features, tracking
-from stance.cache import DB_NAME
-from stance.tracking import check_tracking_uri
-from stance.train import run_experiment
+from stance.experiment import run_experiment
+from stance.features import encoders as features
+from stance.features.cache import DB_NAME
+from stance.tracking import model_io, redact
+from stance.tracking.server import check_tracking_uri
 
 SLICE = ["per_target=false", "bootstrap=0", "features.show_progress=false", "mlflow.log_model=false"]
 
@@ -155,8 +156,8 @@ def test_a_crashed_sweep_ends_its_parent_failed(tmp_path):
 
 @pytest.mark.slow
 def test_two_sweeps_at_once_on_one_cache_and_store_lose_nothing(tmp_path):
-    from stance.corpora import semeval2016_task6
-    from stance.data import to_frame
+    from stance.data.corpora import semeval2016_task6
+    from stance.data.schema import to_frame
 
     store, cache = f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "cache"
     env = {**os.environ, "STANCE_CACHE": str(cache)}
@@ -209,8 +210,8 @@ def test_same_config_and_seed_give_identical_metrics(make_cfg, tmp_path):
 @pytest.mark.slow
 def test_vectors_and_metrics_do_not_depend_on_batching_or_cache_history(make_cfg, tmp_path):
     """Cold cache, warm cache, and a cache warmed up by other batches of the same texts: the same vectors, metrics."""
-    from stance.cache import EmbeddingCache
-    from stance.features import SentenceEmbedder
+    from stance.features.cache import EmbeddingCache
+    from stance.features.encoders import SentenceEmbedder
 
     overrides = ["data.limit=150", "bootstrap=0", "features.show_progress=false", "mlflow.log_model=false"]
 
@@ -240,9 +241,9 @@ def tfidf_model():
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from stance.corpora import semeval2016_task6
-    from stance.data import to_frame
-    from stance.model import build_model
+    from stance.data.corpora import semeval2016_task6
+    from stance.data.schema import to_frame
+    from stance.models.estimators import build_model
     from tests.conftest import CONF
 
     data = semeval2016_task6(limit=200)
@@ -271,19 +272,19 @@ print(json.dumps(out))
 
 @pytest.mark.slow
 def test_model_loads_in_fresh_process_and_names_version_differences(tfidf_model, tmp_path):
-    from stance.model import requirements
+    from stance.tracking.model_io import requirements
 
     model, test = tfidf_model
     store = f"sqlite:///{tmp_path}/mlflow.db"
     mlflow.set_tracking_uri(store)
     mlflow.set_experiment("portability")  # not the active experiment of an earlier test's store
-    current = {"stance_version": tracking._version()}
+    current = {"stance_version": model_io.stance_version()}
     old = {"stance_version": "0.0.1"}
     old_requirements = ["scikit-learn==1.0.2", *[r for r in requirements() if not r.startswith("scikit-learn")]]
     with mlflow.start_run():
         uris = {
-            "current": tracking.log_model(model, test.head(3), current, requirements(), task={}),
-            "old": tracking.log_model(model, test.head(3), old, old_requirements, task={}),
+            "current": model_io.log_model(model, test.head(3), current, requirements(), task={}),
+            "old": model_io.log_model(model, test.head(3), old, old_requirements, task={}),
         }
     args = [store, json.dumps(test.to_dict(orient="list")), uris["current"], uris["old"]]
     done = subprocess.run([sys.executable, "-c", LOAD_IN_FRESH_PROCESS, *args], capture_output=True, text=True)
@@ -313,9 +314,9 @@ def test_pipelines_round_trip_through_skops(features_name, classifier, per_targe
     from hydra.utils import instantiate
     from sklearn.frozen import FrozenEstimator
 
-    from stance.corpora import semeval2016_task6
-    from stance.data import to_frame
-    from stance.model import PriorAdjusted, build_model
+    from stance.data.corpora import semeval2016_task6
+    from stance.data.schema import to_frame
+    from stance.models.estimators import PriorAdjusted, build_model
     from tests.conftest import CONF
 
     data = semeval2016_task6(limit=120)
@@ -327,37 +328,37 @@ def test_pipelines_round_trip_through_skops(features_name, classifier, per_targe
     model.fit(train, train["label"])
     if prior_adjusted:
         model = PriorAdjusted(FrozenEstimator(model), {"FAVOR": 1.3}).fit(train, train["label"])
-    path = tracking.dump_pipeline(model, tmp_path)
+    path = model_io.dump_pipeline(model, tmp_path)
     assert path.suffix == ".skops"
-    loaded = tracking.load_pipeline(path)
+    loaded = model_io.load_pipeline(path)
     np.testing.assert_array_equal(loaded.predict_proba(test), model.predict_proba(test))
 
 
 def test_pipeline_with_a_foreign_type_is_not_loaded(tmp_path):
     from sklearn.preprocessing import FunctionTransformer
 
-    path = tracking.dump_pipeline(FunctionTransformer(func=os.getcwd), tmp_path)
-    with pytest.raises(tracking.UntrustedModelError, match="posix.getcwd"):
-        tracking.load_pipeline(path)
+    path = model_io.dump_pipeline(FunctionTransformer(func=os.getcwd), tmp_path)
+    with pytest.raises(model_io.UntrustedModelError, match="posix.getcwd"):
+        model_io.load_pipeline(path)
 
 
 @pytest.mark.slow
 def test_huge_vocabulary_stays_in_skops_and_loads_without_pickle(tmp_path):
     import time
 
-    from stance.corpora import semeval2016_task6
-    from stance.data import to_frame
-    from stance.features import tfidf
+    from stance.data.corpora import semeval2016_task6
+    from stance.data.schema import to_frame
+    from stance.features.encoders import tfidf
 
     train = to_frame(semeval2016_task6()["train"])
     model = tfidf().fit(train)
-    assert tracking.vocabulary_size(model) > tracking.SKOPS_MAX_TERMS
+    assert model_io.vocabulary_size(model) > model_io.SKOPS_MAX_TERMS
     start = time.perf_counter()
-    path = tracking.dump_pipeline(model, tmp_path)
+    path = model_io.dump_pipeline(model, tmp_path)
     assert path.suffix == ".skops" and time.perf_counter() - start < 60  # plain skops took minutes
-    loaded = tracking.load_pipeline(path)
+    loaded = model_io.load_pipeline(path)
     assert (loaded.transform(train.head(50)) != model.transform(train.head(50))).nnz == 0
-    assert tracking.vocabulary_size(loaded) == tracking.vocabulary_size(model)
+    assert model_io.vocabulary_size(loaded) == model_io.vocabulary_size(model)
     assert type(model.transformers_[0][1]).__module__.startswith("sklearn")  # the caller's model is left as it was
 
 
@@ -387,7 +388,7 @@ def test_a_model_pointing_at_a_pickle_is_refused_and_runs_nothing(tmp_path):
 
     marker = tmp_path / "code-ran"
     folder = crafted_model(tmp_path / "model", "pipeline.joblib", pickle.dumps(RunsCode(marker)))
-    with pytest.raises(tracking.UntrustedModelError, match=r"pipeline.joblib is a pickle .*allow_pickle=True"):
+    with pytest.raises(model_io.UntrustedModelError, match=r"pipeline.joblib is a pickle .*allow_pickle=True"):
         stance.load_model(str(folder))
     assert not marker.exists()
     stance.load_model(str(folder), allow_pickle=True)  # the caller's explicit choice: the file's code runs
@@ -395,10 +396,10 @@ def test_a_model_pointing_at_a_pickle_is_refused_and_runs_nothing(tmp_path):
 
 
 def test_a_skops_file_naming_a_function_of_a_trusted_module_is_refused(tmp_path):
-    """skops calls what a ConstructorFromReduceNode names; `stance.train.instantiate` would run `os.mkdir`."""
+    """skops calls what a ConstructorFromReduceNode names; `stance.config.instantiate` would run `os.mkdir`."""
     import zipfile
 
-    skops_io = tracking._import_skops()
+    skops_io = model_io._import_skops()
     marker = tmp_path / "code-ran"
     skops_io.dump(({"_target_": "os.mkdir", "path": str(marker)},), tmp_path / "args.skops")
     with zipfile.ZipFile(tmp_path / "args.skops") as archive:
@@ -409,14 +410,14 @@ def test_a_skops_file_naming_a_function_of_a_trusted_module_is_refused(tmp_path)
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("schema.json", json.dumps({**call, "content": arguments, "__id__": 1, **header}))
     folder = crafted_model(tmp_path / "model", "pipeline.skops", buffer.read_bytes())
-    with pytest.raises(tracking.UntrustedModelError, match="not classes of .*: stance.train.instantiate"):
+    with pytest.raises(model_io.UntrustedModelError, match="not classes of .*: stance.config.instantiate"):
         stance.load_model(str(folder))
     assert not marker.exists()
 
 
 def test_a_model_pointing_outside_its_folder_is_refused(tmp_path):
     folder = crafted_model(tmp_path / "model", "../elsewhere.skops", b"")
-    with pytest.raises(tracking.UntrustedModelError, match="points outside the model folder"):
+    with pytest.raises(model_io.UntrustedModelError, match="points outside the model folder"):
         stance.load_model(str(folder))
 
 
@@ -440,12 +441,12 @@ def test_no_secret_reaches_params_tags_or_run_name(make_cfg, monkeypatch):
     logged = json.dumps([run.data.params, run.data.tags, run.info.run_name])
     for secret in [*SECRETS.values(), "hunter2hunter2"]:
         assert secret not in logged
-    assert run.data.params["credentials.api_token"] == run.data.params["db.password"] == tracking.REDACTED
+    assert run.data.params["credentials.api_token"] == run.data.params["db.password"] == redact.REDACTED
     assert run.data.params["storage.url"] == "s3://me:***@bucket/stance"
-    assert run.data.params["features._target_"] == "stance.features.tfidf"  # ordinary params stay readable
+    assert run.data.params["features._target_"] == "stance.features.encoders.tfidf"  # ordinary params stay readable
     from omegaconf import OmegaConf
 
-    config = json.dumps(tracking.redact_config(OmegaConf.to_container(cfg, resolve=True)))
+    config = json.dumps(redact.redact_config(OmegaConf.to_container(cfg, resolve=True)))
     assert not any(secret in config for secret in [*SECRETS.values(), "hunter2hunter2"])
 
 
@@ -478,7 +479,7 @@ def test_no_secret_in_any_run_tag_param_artefact_saved_file_or_console_line_of_a
             folder = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, tracking_uri=store))
             shown += [path.read_bytes().decode("utf-8", "replace") for path in folder.rglob("*") if path.is_file()]
         jobs = [r for r in logged if "mlflow.parentRunId" in r.data.tags]
-        assert {r.data.params["extra.api_token"] for r in jobs} == {tracking.REDACTED}
+        assert {r.data.params["extra.api_token"] for r in jobs} == {redact.REDACTED}
     finally:
         stop(server)
     # Everything the server stored (database and artefact files) and everything Hydra saved for the sweep.
@@ -489,7 +490,7 @@ def test_no_secret_in_any_run_tag_param_artefact_saved_file_or_console_line_of_a
     for secret in (token, password):
         leaks = [text[max(0, text.find(secret) - 200) : text.find(secret) + 50] for text in shown if secret in text]
         assert not leaks, f"{secret} leaked: {leaks[:3]}"
-    assert f"stance:{tracking.REDACTED}@127.0.0.1" in done.stdout  # the URI is shown, its password masked
+    assert f"stance:{redact.REDACTED}@127.0.0.1" in done.stdout  # the URI is shown, its password masked
 
 
 # Fuzzing the loaded model's input: any strings give a valid prediction; anything else one clear ValueError.
@@ -582,9 +583,9 @@ def test_saving_and_loading_a_pipeline_does_not_import_torch(tmp_path):
     script = f"""
 import pathlib, sys
 from sklearn.linear_model import LogisticRegression
-from stance import tracking
-path = tracking.dump_pipeline(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), pathlib.Path({str(tmp_path)!r}))
-assert tracking.load_pipeline(path).predict([[1.0]])[0] == 1
+from stance.tracking import model_io
+path = model_io.dump_pipeline(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), pathlib.Path({str(tmp_path)!r}))
+assert model_io.load_pipeline(path).predict([[1.0]])[0] == 1
 assert "torch" not in sys.modules, "skops pulled in torch"
 """
     subprocess.run([sys.executable, "-c", script], check=True)

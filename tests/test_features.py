@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from hydra.utils import instantiate
 
-from stance import features
-from stance.features import ModelLoadError, SentenceEmbedder, model_identity, prepare_model, resolve_model_path
+from stance.features import encoders as features
+from stance.features.encoders import ModelLoadError, SentenceEmbedder, model_identity, prepare_model, resolve_model_path
 
 FRAME = pd.DataFrame(
     {
@@ -105,7 +105,10 @@ def test_mpnet_is_assembled_once_and_encodes(tmp_path):
 
 @pytest.mark.parametrize(
     "command",
-    [["-c", "import stance, stance.features, stance.cache, stance.model"], ["-m", "stance.train", "--help"]],
+    [
+        ["-c", "import stance, stance.features.encoders, stance.features.cache, stance.models.estimators"],
+        ["-m", "stance.train", "--help"],
+    ],
 )
 def test_import_and_help_do_not_import_torch(command):
     out = subprocess.run([sys.executable, "-X", "importtime", *command], capture_output=True, text=True, check=True)
@@ -132,7 +135,7 @@ def test_bfloat16_vectors_are_close_to_float32_and_cached_apart(tmp_path):
 def test_logged_requirements_name_the_packages_holding_the_encoder():
     from sklearn.pipeline import make_pipeline
 
-    from stance.model import requirements
+    from stance.tracking.model_io import requirements
 
     mpnet = requirements(make_pipeline(SentenceEmbedder(model="mpnet")))
     assert [r.split("==")[0] for r in mpnet if r.startswith("all-mpnet")] == [d for d in MPNET_PARTS if _installed(d)]

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stance.data import DataError, to_frame, validate
-from stance.files import files, hub, read_file
+from stance.data.files import files, hub, read_file
+from stance.data.schema import DataError, to_frame, validate
 
 ROWS = [
     ("Tweet", "Target 1", "Stance 1", "Target 2", "Stance 2"),
@@ -214,7 +214,7 @@ def test_a_class_too_small_to_split_is_one_clear_error(tmp_path, caplog):
 
 
 def test_a_class_smaller_than_the_classifiers_folds_is_one_clear_error(make_cfg, tmp_path):
-    from stance.train import train
+    from stance.experiment import train
 
     texts = [f"tweet number {i}" for i in range(30)]
     rows = [("text", "target", "label"), *((t, "t", ["AGAINST", "FAVOR"][i % 2]) for i, t in enumerate(texts))]
@@ -293,7 +293,7 @@ def test_hub_reads_class_indices_as_their_names(tmp_path):
 
 
 def test_data_hub_trains_end_to_end_on_local_files(make_cfg, tmp_path):
-    from stance.train import train
+    from stance.experiment import train
 
     rows = [{"text": t, "label": s} for t, s in zip(SENTENCES, STANCES, strict=True)]
     train_file, test_file = write_jsonl(tmp_path / "a.jsonl", rows[:30]), write_jsonl(tmp_path / "b.jsonl", rows[30:])

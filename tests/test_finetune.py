@@ -18,11 +18,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 from safetensors.numpy import load_file
 
-from stance import finetune
-from stance.cross_encoder import CrossEncoderClassifier, pairs_of
-from stance.data import to_frame
-from stance.features import DEFAULT_MODEL, ModelLoadError, SentenceEmbedder, resolve_model_path
-from stance.train import load_data, run_experiment
+from stance.config import load_data
+from stance.data.schema import to_frame
+from stance.experiment import run_experiment
+from stance.features import finetune
+from stance.features.encoders import DEFAULT_MODEL, ModelLoadError, SentenceEmbedder, resolve_model_path
+from stance.models.cross_encoder import CrossEncoderClassifier, pairs_of
 
 pytestmark = pytest.mark.slow
 # A few fast steps: short sequences, small batches.
@@ -111,9 +112,9 @@ def test_a_sweep_over_heads_fine_tunes_once(tmp_path):
 
 _FIT_SCRIPT = """
 import sys
-from stance.cross_encoder import CrossEncoderClassifier
-from stance.data import to_frame
-from stance.train import load_data
+from stance.models.cross_encoder import CrossEncoderClassifier
+from stance.data.schema import to_frame
+from stance.config import load_data
 train = to_frame(load_data("semeval2016_task6", "data.limit=40")["train"])
 model = CrossEncoderClassifier(max_steps=int(sys.argv[1]), max_length=48, batch_size=8, show_progress=False)
 model.fit(train, train["label"])

@@ -2,7 +2,7 @@
 
 import pytest
 
-from stance.metrics import f_avg, scores
+from stance.evaluation.metrics import f_avg, scores
 
 
 def test_f_avg_matches_hand_computation():
@@ -24,7 +24,7 @@ def test_bootstrap_interval_matches_sklearn_metric_on_the_same_resamples():
     import numpy as np
     from scipy.stats import bootstrap
 
-    from stance.metrics import bootstrap_ci, macro_f1
+    from stance.evaluation.metrics import bootstrap_ci, macro_f1
 
     rng = np.random.default_rng(1)
     gold = rng.choice(["FAVOR", "AGAINST", "NONE"], 300)
@@ -43,7 +43,7 @@ def test_clef_ranking_figures_match_the_official_scorer_definitions_by_hand():
     """The CLEF-2019 task 1 scorer (clef2019-factchecking-task1, scorer/main.py at 1236684): per debate, then mean."""
     import pandas as pd
 
-    from stance.metrics import map_ci, ranking_scores
+    from stance.evaluation.metrics import map_ci, ranking_scores
 
     frame = pd.DataFrame(
         {
@@ -83,7 +83,7 @@ def test_clef_ranking_figures_match_the_official_scorer_definitions_by_hand():
 def test_clef_ranking_matches_the_official_scorer_unit_tests(relevant, ap, precisions):
     import pandas as pd
 
-    from stance.metrics import ranking_scores
+    from stance.evaluation.metrics import ranking_scores
 
     frame = pd.DataFrame({"group": "d", "relevant": relevant, "score": [5, 4, 3, 2, 1]})
     metrics, _ = ranking_scores(frame, ks=(1, 2, 3, 4, 5))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from stance.data import DataError, to_frame
-from stance.mix import SAME_TARGET, stance_mix, unrelated_pairs
-from stance.train import load_data
+from stance.config import load_data
+from stance.data.mix import SAME_TARGET, stance_mix, unrelated_pairs
+from stance.data.schema import DataError, to_frame
 
 CORPORA = ["semeval2016_task6", "perspectrum", "multitarget_stance_election2016"]
 

@@ -8,10 +8,10 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
-from stance.corpora import semeval2016_task6
-from stance.data import to_frame
-from stance.features import tfidf
-from stance.model import PerTarget
+from stance.data.corpora import semeval2016_task6
+from stance.data.schema import to_frame
+from stance.features.encoders import tfidf
+from stance.models.per_target import PerTarget
 
 
 def test_rows_go_to_their_target_model_and_all_others_to_one_fallback():
@@ -44,9 +44,10 @@ def test_without_fallback_an_unseen_target_is_named():
 def test_undersampled_keeps_every_rare_row_and_a_seeded_draw_of_the_common_class():
     from sklearn.base import clone
 
-    from stance.context import LexicalSignals
-    from stance.corpora import clef2019_checkthat_task1
-    from stance.model import Undersampled, _parts
+    from stance.data.corpora import clef2019_checkthat_task1
+    from stance.features.context import LexicalSignals
+    from stance.models.estimators import Undersampled
+    from stance.models.walk import estimators
 
     train = to_frame(clef2019_checkthat_task1(limit=3000)["train"])
     positives = int((train["label"] == "1").sum())
@@ -57,6 +58,6 @@ def test_undersampled_keeps_every_rare_row_and_a_seeded_draw_of_the_common_class
     np.testing.assert_allclose(again.predict_proba(train), model.predict_proba(train))
     other = clone(model).set_params(seed=4).fit(train, train["label"])
     assert not np.allclose(other.predict_proba(train), model.predict_proba(train))
-    assert model.estimator_ in _parts(model)  # so fine-tuned weights inside it are found and logged
+    assert model.estimator_ in estimators(model)  # so fine-tuned weights inside it are found and logged
     everything = Undersampled(LogisticRegression(), majority=10**6).fit(np.eye(4), ["a", "a", "b", "a"])
     assert everything.kept_ == 4

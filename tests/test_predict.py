@@ -9,11 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stance.corpora import semeval2016_task6
-from stance.data import to_frame
-from stance.predict import Options, PredictError, predict_files
-from stance.tracking import load_model, predict_frame
-from stance.train import run_experiment
+from stance.data.corpora import semeval2016_task6
+from stance.data.schema import to_frame
+from stance.experiment import run_experiment
+from stance.predict.batch import Options, PredictError, predict_files
+from stance.tracking.model_io import load_model
+from stance.tracking.pyfunc import predict_frame
 
 # TF-IDF features: the file handling is what is tested here, so no encoder is loaded.
 FAST = ["features=tfidf", "per_target=false", "bootstrap=0", "data.limit=200"]

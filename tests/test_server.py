@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 import requests
 
-from stance.tracking import TrackingError
-from stance.train import run_experiment
+from stance.experiment import run_experiment
+from stance.tracking.server import TrackingError
 
 POSTGRES_ENV = "STANCE_TEST_POSTGRES"
 NEW = pd.DataFrame(

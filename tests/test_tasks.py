@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 
 import stance
-from stance.data import to_frame
-from stance.metrics import ranking_scores
-from stance.tasks import Task
-from stance.topics import discover
-from stance.train import run_experiment
+from stance.analysis.topics import discover
+from stance.data.schema import to_frame
+from stance.data.tasks import Task
+from stance.evaluation.metrics import ranking_scores
+from stance.experiment import run_experiment
 
 pytestmark = pytest.mark.slow
 
@@ -92,7 +92,7 @@ def test_task_names_missing_columns():
 
 
 def test_topic_discovery_is_deterministic(data_root):
-    from stance.corpora import ag_news_test
+    from stance.data.corpora import ag_news_test
 
     texts = to_frame(ag_news_test(root=str(data_root), limit=300)["test"])["text"].tolist()
     first, table, _ = discover(texts, n_clusters=5, seed=7)

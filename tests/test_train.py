@@ -14,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 import stance
-from stance.train import run_experiment
+from stance.experiment import run_experiment
 
 pytestmark = pytest.mark.slow
 

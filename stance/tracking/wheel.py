@@ -93,7 +93,7 @@ def build_wheel(folder: Path) -> Path:
         files[f"{PACKAGE}/{relative.as_posix()}"] = path.read_bytes()
     info = f"{PACKAGE}-{version}.dist-info"
     files[f"{info}/METADATA"] = metadata.encode()
-    files[f"{info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: stance.wheel\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    files[f"{info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: stance\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
     if entry_points.strip():
         files[f"{info}/entry_points.txt"] = entry_points.encode()
     record = [_record_line(name, data) for name, data in files.items()] + [f"{info}/RECORD,,"]

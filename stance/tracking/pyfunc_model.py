@@ -2,6 +2,6 @@
 
 import mlflow.models
 
-from stance.tracking import StanceModel
+from stance.tracking.pyfunc import StanceModel
 
 mlflow.models.set_model(StanceModel())

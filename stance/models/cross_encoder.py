@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from stance import finetune
-from stance.features import DEFAULT_MODEL, ModelLoadError, model_identity, resolve_model_path
+from stance.features import finetune
+from stance.features.encoders import DEFAULT_MODEL, ModelLoadError, model_identity, resolve_model_path
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ class CrossEncoderClassifier(ClassifierMixin, BaseEstimator):
     """Reads `target` and `text` together ((target, text) pairs; ("", text) where the task has no target).
 
     Fine-tunes `model` (any sentence-transformers or Hugging Face encoder: name or folder) with sentence-transformers'
-    `CrossEncoderTrainer` and cross-entropy loss; the weights are cached by content (see `stance.finetune`).
+    `CrossEncoderTrainer` and cross-entropy loss; the weights are cached by content (see `stance.features.finetune`).
     epochs / max_steps (> 0 overrides epochs), learning_rate, batch_size, max_length, warmup_ratio, weight_decay and
     seed are the trainer's; class_weight="balanced" weights the loss by inverse class frequency; precision "auto"
     trains and predicts in bfloat16 autocast where the device has it natively.
@@ -193,9 +193,9 @@ def pairs_of(X: Any) -> list[list[str]]:
 
 def fine_tuned_parts(model: Any) -> list[Any]:
     """The estimators inside `model` that carry fine-tuned weights (`weights_key_`, `weights_path_`)."""
-    from stance.model import _parts
+    from stance.models.walk import estimators
 
-    return [part for part in _parts(model) if hasattr(part, "weights_key_")]
+    return [part for part in estimators(model) if hasattr(part, "weights_key_")]
 
 
 def attach_weights(model: Any, folders: dict[str, os.PathLike | str]) -> Any:

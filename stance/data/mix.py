@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from datasets import DatasetDict
 
-from stance.data import STANCE_LABELS, DataError, finish, to_frame
+from stance.data.schema import STANCE_LABELS, DataError, finish, to_frame
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def stance_mix(
     takes no stance). held_out: a SemEval-2016 target; every training row about it (`SAME_TARGET`) is removed and
     test is that target's SemEval test rows (leave-one-target-out). Otherwise validation and test are `evaluation`'s.
     """
-    from stance.train import load_data
+    from stance.config import load_data
 
     if held_out is not None and held_out not in SAME_TARGET:
         raise DataError(f"data.held_out={held_out!r} is not a SemEval-2016 A target; choose from {list(SAME_TARGET)}.")
@@ -77,7 +77,7 @@ def _limit(rows: int | None) -> list[str]:
 
 
 def _evaluation(evaluation: str, held_out: str | None, limit: int | None) -> dict[str, pd.DataFrame]:
-    from stance.train import load_data
+    from stance.config import load_data
 
     columns = ["text", "target", "label"]
     splits = {s: to_frame(d)[columns] for s, d in load_data(evaluation, *_limit(limit)).items()}

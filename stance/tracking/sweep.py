@@ -24,7 +24,8 @@ def _client(config: DictConfig) -> tuple[Any, str]:
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from stance.tracking import check_tracking_uri, quiet_credentials, set_experiment
+    from stance.tracking.redact import quiet_credentials
+    from stance.tracking.server import check_tracking_uri, set_experiment
 
     check_tracking_uri(config.mlflow.tracking_uri)  # fail now, not after MLflow's minutes of retries
     quiet_credentials(config.mlflow.tracking_uri)
@@ -70,7 +71,7 @@ def redact_hydra_files(config: DictConfig) -> None:
 
     from omegaconf import OmegaConf
 
-    from stance.tracking import redact_config
+    from stance.tracking.redact import redact_config
 
     files = []
     if config.hydra.output_subdir is not None:
@@ -99,13 +100,13 @@ class MlflowSweep(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Redact log messages from here on (MLflow logs run URLs)."""
-        from stance.tracking import redact_log_records
+        from stance.tracking.redact import redact_log_records
 
         redact_log_records()
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Redact log messages (also in a launcher's worker process) and the files Hydra just saved for the job."""
-        from stance.tracking import redact_log_records
+        from stance.tracking.redact import redact_log_records
 
         redact_log_records()
         redact_hydra_files(config)
@@ -114,7 +115,8 @@ class MlflowSweep(Callback):
         """Create the parent run, unless the sweeper makes its own (the MLflow Optuna sweeper does)."""
         import atexit
 
-        from stance.tracking import interrupt_on_signals, redact_log_records, redact_overrides
+        from stance.tracking.redact import redact_log_records, redact_overrides
+        from stance.tracking.signals import interrupt_on_signals
 
         redact_log_records()  # before the launcher logs each job's overrides
         if "MLflowOptuna" in str(config.hydra.sweeper.get("_target_", "")):

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from stance.cache import cache_dir as default_cache_dir
+from stance.features.cache import cache_dir as default_cache_dir
 
 PRECISIONS = ("auto", "float32", "bfloat16")
 COMPLETE = ".stance-complete"
@@ -162,7 +162,7 @@ def loss_logger(name: str) -> Any:
 
 def base_model_error(name: str, purpose: str, err: Exception) -> Exception:
     """One clear error for a base model that cannot be loaded (offline Hub names most often)."""
-    from stance.features import ModelLoadError
+    from stance.features.encoders import ModelLoadError
 
     return ModelLoadError(
         f"Cannot load base model {name!r} {purpose}: {type(err).__name__}: {str(err).splitlines()[0][:200]}. "

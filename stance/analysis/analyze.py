@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stance.article import statements as find_statements
+from stance.analysis.article import statements as find_statements
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,7 +63,7 @@ def analyze(
     """
     import pandas as pd
 
-    from stance.data import DataError
+    from stance.data.schema import DataError
 
     targets = _check_targets(targets)
     found = find_statements(text)
@@ -104,7 +104,7 @@ def _check_targets(targets: Sequence[str]) -> list[str]:
 
 def read_article(path: str | os.PathLike) -> str:
     """A UTF-8 text file's contents, with a clear error for a missing file or another encoding."""
-    from stance.data import DataError
+    from stance.data.schema import DataError
 
     path = Path(path)
     if not path.is_file():
@@ -145,7 +145,7 @@ def topics(texts: list[str], labels: Sequence[str] = TOPICS) -> list[str]:
     """The default topic: the label whose embedding is nearest to each text's."""
     import numpy as np
 
-    from stance.features import SentenceEmbedder
+    from stance.features.encoders import SentenceEmbedder
 
     encoder = SentenceEmbedder(show_progress=False)
     similarity = encoder.encode(list(texts)) @ encoder.encode([f"news about {t}" for t in labels]).T
@@ -211,7 +211,7 @@ def _model(model: Any, kind: str, tracking_uri: str | None) -> Any:
 
 def default_registry() -> str:
     """The tracking store holding the default models: `<stance cache>/analyze/mlflow.db`, shared by every directory."""
-    from stance.cache import cache_dir
+    from stance.features.cache import cache_dir
 
     folder = cache_dir() / "analyze"
     folder.mkdir(parents=True, exist_ok=True)
@@ -264,7 +264,8 @@ def _tracking(uri: str | None) -> Iterator[None]:
 
 def train_default(kind: str, tracking_uri: str, limit: int | None = None) -> str:
     """Run the named experiment of a default model into `tracking_uri`, registering it; returns the run id."""
-    from stance.train import compose_config, run_experiment
+    from stance.config import compose_config
+    from stance.experiment import run_experiment
 
     name, experiment = DEFAULT_MODELS[kind]
     overrides = [

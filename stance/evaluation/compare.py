@@ -11,7 +11,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from stance.metrics import F_AVG_CLASSES, _f1_by_class
+from stance.evaluation.metrics import F_AVG_CLASSES, _f1_by_class
 
 PREDICTIONS = "predictions_test.parquet"
 KEYS = ["text", "target", "label"]
@@ -94,8 +94,8 @@ def repredict(run_id: str, client: MlflowClient) -> pd.DataFrame:
     from omegaconf import OmegaConf
 
     import stance
-    from stance.data import to_frame, validate
-    from stance.train import build
+    from stance.config import build
+    from stance.data.schema import to_frame, validate
 
     with tempfile.TemporaryDirectory() as tmp:  # the model loads into memory; its encoder loads by name
         try:
@@ -147,7 +147,7 @@ def _run_name(run_id: str, client: MlflowClient) -> str:
     try:
         return client.get_run(run_id).info.run_name
     except MlflowException:
-        from stance.tracking import redact_text
+        from stance.tracking.redact import redact_text
 
         raise ComparisonError(f"No run {run_id!r} in the MLflow store {redact_text(client.tracking_uri)}.") from None
 

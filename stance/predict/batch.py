@@ -24,7 +24,7 @@ import pandas as pd
 INPUT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 OUTPUT_FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl"}
 MANIFEST = "manifest.json"
-# A stance model embeds `text` and `target`; the others were trained with target "" (stance.tasks.Task).
+# A stance model embeds `text` and `target`; the others were trained with target "" (stance.data.tasks.Task).
 TARGET_TASKS = ("stance",)
 log = logging.getLogger(__name__)
 
@@ -287,13 +287,13 @@ def load(uri: str, batch_size: int | None = None) -> LoadedModel:
     import mlflow
     from mlflow.models import Model
 
-    from stance.model import _parts
-    from stance.tracking import load_model
+    from stance.models.walk import estimators
+    from stance.tracking.model_io import load_model
 
     local = Path(mlflow.artifacts.download_artifacts(uri))
     meta = Model.load(local / "MLmodel")
     pipeline = load_model(str(local))
-    for part in _parts(pipeline):
+    for part in estimators(pipeline):
         if hasattr(part, "show_progress"):
             part.show_progress = False
             if batch_size and hasattr(part, "batch_size"):
@@ -304,7 +304,7 @@ def load(uri: str, batch_size: int | None = None) -> LoadedModel:
 
 def forget_vectors() -> None:
     """Drop this process's in-memory embeddings (they are in the disk cache), so memory stays flat over many calls."""
-    from stance import features
+    from stance.features import encoders as features
 
     features._MEMO.clear()
 
@@ -346,7 +346,7 @@ def _part_path(parts: Path, file_index: int, chunk_index: int) -> Path:
 def _predict_chunk(
     model: LoadedModel, chunk: Chunk, opts: Options, file_label: str | None, with_id: bool
 ) -> pd.DataFrame:
-    from stance.tracking import predict_frame
+    from stance.tracking.pyfunc import predict_frame
 
     texts = chunk.columns[opts.text_column]
     if not model.needs_target:

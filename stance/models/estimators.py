@@ -1,8 +1,7 @@
-"""A model is one scikit-learn Pipeline([features, classifier]), optionally one per target, logged as MLflow pyfunc."""
+"""Estimators around a classifier: the model pipeline, prior adjustment, undersampling and label sets."""
 
 from __future__ import annotations
 
-import importlib.metadata
 from typing import Any
 
 import numpy as np
@@ -10,69 +9,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.pipeline import Pipeline
 
-
-class PerTarget(ClassifierMixin, BaseEstimator):
-    """One clone of `estimator` per target, plus a joint clone for unseen targets and targets with too little data.
-
-    A target gets its own model when it has at least `min_samples` rows and two or more classes, each with at least
-    `min_per_class` rows; the joint model answers for the others.
-    """
-
-    def __init__(self, estimator: Any, fallback: bool = True, min_samples: int = 20, min_per_class: int = 3):
-        self.estimator = estimator
-        self.fallback = fallback
-        self.min_samples = min_samples
-        self.min_per_class = min_per_class
-
-    def fit(self, X: pd.DataFrame, y: Any) -> PerTarget:
-        """Fit one estimator per target with enough data (and the joint fallback)."""
-        y = np.asarray(y)
-        self.classes_ = np.unique(y)
-        targets = target_column(X)
-        self.estimators_ = {}
-        for target in np.unique(targets):
-            rows = targets == target
-            counts = np.unique(y[rows], return_counts=True)[1]
-            if rows.sum() >= self.min_samples and len(counts) > 1 and counts.min() >= self.min_per_class:
-                self.estimators_[target] = clone(self.estimator).fit(X[rows], y[rows])
-        self.fallback_ = clone(self.estimator).fit(X, y) if self.fallback else None
-        if self.fallback_ is None and len(self.estimators_) < len(np.unique(targets)):
-            raise ValueError("Some targets have too little data for their own model; set fallback=True.")
-        return self
-
-    def _route(self, X: pd.DataFrame) -> list[tuple[Any, np.ndarray]]:
-        """(estimator, row mask) pairs: one per seen target, and one joint call for all other targets' rows."""
-        targets = target_column(X)
-        own = np.isin(targets, list(self.estimators_))
-        if not own.all() and self.fallback_ is None:
-            unseen = sorted(set(targets[~own]))
-            raise ValueError(f"Targets {unseen[:5]} have no model of their own and this model has no joint fallback.")
-        routes = [(self.estimators_[t], targets == t) for t in np.unique(targets[own])]
-        return routes + ([(self.fallback_, ~own)] if not own.all() else [])
-
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        """Class probabilities, columns in `classes_` order, from each row's target model."""
-        out = np.zeros((len(X), len(self.classes_)))
-        for est, rows in self._route(X):
-            columns = np.searchsorted(self.classes_, est.classes_)
-            out[np.ix_(rows, columns)] = est.predict_proba(X[rows])
-        return out
-
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
-        """The most probable class per row."""
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
-
-
-def target_column(X: Any) -> np.ndarray:
-    """The `target` column; a ValueError naming the column (and the row) when it is missing or not all strings."""
-    if not isinstance(X, pd.DataFrame) or "target" not in X.columns:
-        found = list(X.columns) if isinstance(X, pd.DataFrame) else type(X).__name__
-        raise ValueError(f"Input frame lacks column(s) ['target']; it has {found}. Give `text` and `target`.")
-    bad = ~X["target"].map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
-    if bad.any():
-        row = X.index[bad.argmax()]
-        raise ValueError(f"Input row {row}, column 'target': expected a string, got {X['target'][row]!r}.")
-    return X["target"].to_numpy()
+from stance.models.per_target import PerTarget
 
 
 class PriorAdjusted(ClassifierMixin, BaseEstimator):
@@ -205,42 +142,3 @@ def build_model(features: Any, classifier: Any, per_target: bool = False, multil
         return MultiLabel(Pipeline([("features", features), ("classifier", OneVsRestClassifier(classifier))]))
     pipeline = Pipeline([("features", features), ("classifier", classifier)])
     return PerTarget(pipeline) if per_target else pipeline
-
-
-def embedding_models(model: Any) -> list[str]:
-    """Identities (name and version) of the embedding models a fitted model refers to."""
-    return sorted({est.model_identity_ for est in _parts(model) if hasattr(est, "model_identity_")})
-
-
-def _parts(model: Any) -> list[Any]:
-    children: list[Any] = []
-    if isinstance(model, PerTarget):
-        children = [*model.estimators_.values(), model.fallback_]
-    elif isinstance(model, MultiLabel | PriorAdjusted | Undersampled):
-        children = [model.estimator_]
-    elif hasattr(model, "estimator") and not isinstance(model.estimator, str):  # FrozenEstimator, calibrated...
-        children = [model.estimator]
-    elif isinstance(model, Pipeline):
-        children = [step for _, step in model.steps]
-    elif hasattr(model, "transformer_list"):
-        children = [step for _, step in model.transformer_list]
-    elif hasattr(model, "transformers_"):
-        children = [step for _, step, _ in model.transformers_]
-    return [model] + [part for child in children if child is not None for part in _parts(child)]
-
-
-def requirements(model: Any = None) -> list[str]:
-    """Pinned requirements of a logged model: the libraries its pipeline needs and the packages holding its encoders."""
-    from stance.features import packaged_distributions
-
-    names = ["scikit-learn", "sentence-transformers", "torch", "pandas", "numpy"]
-    for part in _parts(model) if model is not None else []:
-        if isinstance(getattr(part, "model", None), str):
-            names += [d for d in packaged_distributions(part.model) if d not in names]
-    out = []
-    for name in names:
-        try:
-            out.append(f"{name}=={importlib.metadata.version(name)}")
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return out

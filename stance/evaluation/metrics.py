@@ -16,7 +16,7 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from stance.official import FNC_LABELS, fnc_score
+from stance.evaluation.official import FNC_LABELS, fnc_score
 
 # The classes whose F1 the SemEval-2016 official script averages.
 F_AVG_CLASSES = ("FAVOR", "AGAINST")

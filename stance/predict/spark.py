@@ -1,7 +1,7 @@
 """Label a table on Spark with a logged model, through MLflow's `mlflow.pyfunc.spark_udf`.
 
-    python -m stance.spark --master 'local[2]' MODEL_URI IN OUT
-    spark-submit "$(python -c 'import stance.spark as s; print(s.__file__)')" MODEL_URI IN OUT   # on a cluster
+    python -m stance.predict.spark --master 'local[2]' MODEL_URI IN OUT
+    spark-submit "$(python -c 'import stance.predict.spark as s; print(s.__file__)')" MODEL_URI IN OUT   # on a cluster
 
 IN and OUT are Parquet paths (local, HDFS, S3, DBFS: whatever the cluster reads). Every input column is kept and
 the model's columns (`label`, `proba_<class>`, `score` for claims, `labels` for multi-label topics) are added.
@@ -21,7 +21,7 @@ if __name__ == "__main__":  # run as a file (spark-submit): its folder, stance/,
 import argparse  # noqa: E402
 from typing import Any  # noqa: E402
 
-from stance.predict import TARGET_TASKS  # noqa: E402
+from stance.predict.batch import TARGET_TASKS  # noqa: E402
 
 
 def model_task(model_uri: str) -> dict[str, Any]:

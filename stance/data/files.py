@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 from datasets import DatasetDict
 
-from stance.data import STANCE_LABELS, DataError, carve_validation, finish
+from stance.data.schema import STANCE_LABELS, DataError, carve_validation, finish
 
 log = logging.getLogger(__name__)
 SPLIT_ORDER = {"train": 0, "validation": 1, "test": 2}

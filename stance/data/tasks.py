@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from stance.data import DataError
+from stance.data.schema import DataError
 
 TASKS = ("stance", "topic", "claim")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 from datasets import DatasetDict
 
-from stance.data import (
+from stance.data.schema import (
     STANCE_LABELS,
     DataError,
     Report,
@@ -31,7 +31,7 @@ from stance.data import (
     finish,
     read_table,
 )
-from stance.official import FNC_LABELS
+from stance.evaluation.official import FNC_LABELS
 
 log = logging.getLogger(__name__)
 
@@ -443,7 +443,7 @@ def fnc1(
     Validation is carved from train by whole bodies (`validation_size` = fraction of bodies), as the official
     baseline's hold-out split does, so no body is seen in both. The exact duplicate rows (402 train, 242 test) are
     kept: the official test score counts them, and grouping by body keeps train duplicates out of validation.
-    `group` is the Body ID. Score with `stance.official.fnc_score`. Built from Emergent: do not mix the two.
+    `group` is the Body ID. Score with `stance.evaluation.official.fnc_score`. Built from Emergent: do not mix the two.
     """
     if body_sentences is not None and body_sentences < 1:
         raise DataError(f"fnc1: body_sentences must be a positive number or null (whole body), got {body_sentences}.")

@@ -1,0 +1,1 @@
+"""Articles: statements and speakers, and their check-worthiness, topics and stance toward targets."""

@@ -1,0 +1,1 @@
+"""Evaluation: task metrics, official scores, figures, and the comparison of two runs."""

@@ -1,0 +1,185 @@
+"""MLflow runs: one per experiment, with params, tags, metrics, the dataset, tables, figures and the model."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+
+from stance.tracking.model_io import embedding_models, log_model, requirements, stance_version
+from stance.tracking.redact import quiet_credentials, redact, redact_config, redact_text
+from stance.tracking.server import check_tracking_uri, set_experiment
+from stance.tracking.signals import sigterm_as_interrupt
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config as `a.b.c: value` params."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def git_commit() -> str:
+    """The current commit of the working tree, `unknown` outside git."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+@contextmanager
+def mlflow_run(
+    tracking_uri: str, experiment: str, run_name: str | None, params: dict[str, Any], tags: dict[str, str]
+) -> Iterator[Any]:
+    """An active MLflow run, once the store answers; an error ends it FAILED, Ctrl-C or SIGTERM KILLED."""
+    check_tracking_uri(tracking_uri)
+    quiet_credentials(tracking_uri)
+    mlflow.set_tracking_uri(tracking_uri)
+    set_experiment(experiment)
+    run = mlflow.start_run(run_name=run_name and redact_text(run_name), tags=redact(tags))
+    try:
+        with sigterm_as_interrupt():
+            mlflow.log_params({k: v[:6000] for k, v in redact(params).items()})
+            yield run
+    except KeyboardInterrupt:
+        mlflow.end_run("KILLED")
+        raise
+    except BaseException:
+        mlflow.end_run("FAILED")
+        raise
+    mlflow.end_run("FINISHED")
+
+
+def log_dataset(frames: dict[str, pd.DataFrame], name: str, source: str) -> str:
+    """Record each split as an MLflow dataset input; returns the digest of all splits."""
+    import hashlib
+
+    digests = []
+    for split, data in frames.items():
+        with warnings.catch_warnings():  # MLflow registers the local source twice and warns that it is ambiguous
+            warnings.filterwarnings("ignore", message="The specified dataset source")
+            dataset = mlflow.data.from_pandas(data, source=source, name=f"{name}/{split}")
+        mlflow.log_input(dataset, context=split)
+        digests.append(dataset.digest)
+    return hashlib.sha256("".join(digests).encode()).hexdigest()[:12]
+
+
+def log_result(result: Any, cfg: Any, peak_rss_mb: float) -> None:
+    """Log metrics, timings, the dataset, the resolved config, tables, figures, a description and the model."""
+    from omegaconf import OmegaConf
+
+    from stance.models.cross_encoder import fine_tuned_parts
+
+    mlflow.log_metrics(result.evaluation.metrics)
+    mlflow.log_metrics({f"time/{k}_seconds": v for k, v in result.seconds.items()} | {"peak_rss_mb": peak_rss_mb})
+    tuned = fine_tuned_parts(result.model)
+    if tuned:  # a per-target model fine-tunes once per target: total time, and how many came from the cache
+        mlflow.log_metrics(
+            {
+                "time/finetune_seconds": sum(p.fit_seconds_ for p in tuned),
+                "finetune/models": len(tuned),
+                "finetune/cached": sum(bool(p.fit_cached_) for p in tuned),
+            }
+        )
+    data_name = str(cfg.data.get("_target_", "data")).rsplit(".", 1)[-1]
+    digest = log_dataset(result.frames, data_name, source=str(cfg.data.get("root") or "$STANCE_DATA"))
+    mlflow.set_tag("data_digest", digest)
+    mlflow.log_metrics({f"data/rows/{split}": len(frame) for split, frame in result.frames.items()})
+    mlflow.log_metrics({f"data/dropped/{reason}": n for reason, n in result.report.dropped.items()})
+    mlflow.log_dict({"warnings": result.report.warnings, "dropped": result.report.dropped}, "data_report.json")
+    resolved = redact_config(OmegaConf.to_container(cfg, resolve=True))  # resolved env values may hold secrets
+    mlflow.log_text(OmegaConf.to_yaml(OmegaConf.create(resolved)), "config.yaml")
+    _log_tables(result.evaluation)
+    for name, figure in _figures(result.evaluation, result.task, data_name).items():
+        mlflow.log_figure(figure, name)
+        figure.clf()
+    mlflow.set_tag("mlflow.note.content", describe_run(result, cfg, data_name))
+    if cfg.mlflow.log_model:
+        train = result.frames["train"]
+        # Context columns travel with the example, so the pyfunc passes them on (as optional inputs).
+        context = [c for c in ("group", *getattr(result.task, "keep_columns", ())) if c in train.columns]
+        example = train[["text", "target", *context]].head(3).reset_index(drop=True)
+        metadata = {"embedding_models": embedding_models(result.model), "stance_version": stance_version()}
+        uri = log_model(result.model, example, metadata, requirements(result.model), result.task.describe())
+        if cfg.mlflow.get("register"):
+            register(uri, cfg.mlflow.register, cfg.mlflow.get("alias") or "latest")
+
+
+def _log_tables(evaluation: Any) -> None:
+    """Per-target and per-class tables, test predictions, and the most confident test errors."""
+    for name, table in (("per_target", evaluation.per_target), ("per_class", evaluation.per_class)):
+        if len(table):
+            mlflow.log_table(table, f"{name}.json")
+            mlflow.log_text(table.to_csv(index=False), f"{name}.csv")
+    test = evaluation.predictions.get("test")
+    if test is None:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "predictions_test.parquet"
+        test.assign(label=test["label"].astype(str), predicted=test["predicted"].astype(str)).to_parquet(path)
+        mlflow.log_artifact(str(path))
+    if "confidence" in test:
+        errors = test[test["label"].astype(str) != test["predicted"].astype(str)]
+        shown = errors.sort_values("confidence", ascending=False).head(200)
+        mlflow.log_table(shown[[c for c in ERROR_COLUMNS if c in shown]], "misclassified_test.json")
+
+
+ERROR_COLUMNS = ["confidence", "label", "predicted", "target", "text", "id", "group"]
+
+
+def _figures(evaluation: Any, task: Any, data_name: str) -> dict[str, Any]:
+    """The run's figures by artifact name, as the task calls for."""
+    from stance.evaluation import figures
+
+    out = {}
+    for split, predictions in evaluation.predictions.items():
+        if not task.multilabel:
+            out[f"confusion_matrix_{split}.png"] = figures.confusion_figure(predictions, f"{data_name} {split}")
+    test = evaluation.predictions.get("test")
+    per_class = evaluation.per_class
+    if len(per_class) and "test" in set(per_class["split"]):
+        f1 = per_class[per_class["split"] == "test"].set_index("class")["f1"].sort_values()
+        out["f1_per_class_test.png"] = figures.bar_figure(f1, "F1", f"{data_name} test: F1 per class")
+    per_target = evaluation.per_target
+    if "f_avg" in per_target and 1 < per_target["target"].nunique() <= 30:
+        values = per_target[per_target["split"] == "test"].set_index("target")["f_avg"].sort_values()
+        out["f_avg_per_target_test.png"] = figures.bar_figure(values, "F_avg", f"{data_name} test: F_avg per target")
+    if test is not None and "score" in test:
+        out["pr_curve_test.png"] = figures.pr_figure(test, f"{data_name} test: check-worthy claims")
+    elif test is not None and "confidence" in test:
+        out["calibration_test.png"] = figures.calibration_figure(test, f"{data_name} test: calibration")
+    return out
+
+
+def describe_run(result: Any, cfg: Any, data_name: str) -> str:
+    """A short note for the MLflow run page: what was trained on what, and how it scored."""
+    features = str(cfg.features.get("_target_", "")).rsplit(".", 1)[-1]
+    classifier = str(cfg.classifier.get("_target_", "")).rsplit(".", 1)[-1]
+    mode = "one model per target" if cfg.per_target and result.task.name == "stance" else "one joint model"
+    headline = ", ".join(
+        f"{k} {v:.3f}" for k, v in result.evaluation.metrics.items() if k.startswith("test/") and k.count("/") == 1
+        and "_ci_" not in k
+    )  # fmt: skip
+    return (
+        f"**{result.task.name}** on `{data_name}` ({', '.join(f'{k} {len(v)}' for k, v in result.frames.items())} "
+        f"rows): {features} features + {classifier}, {mode}. Test: {headline}."
+    )
+
+
+def register(model_uri: str, name: str, alias: str) -> None:
+    """Register a logged model under `name` and point `alias` at the new version (`models:/name@alias`)."""
+    version = mlflow.register_model(model_uri, name)
+    mlflow.tracking.MlflowClient().set_registered_model_alias(name, alias, version.version)
