@@ -61,3 +61,31 @@ def test_undersampled_keeps_every_rare_row_and_a_seeded_draw_of_the_common_class
     assert model.estimator_ in estimators(model)  # so fine-tuned weights inside it are found and logged
     everything = Undersampled(LogisticRegression(), majority=10**6).fit(np.eye(4), ["a", "a", "b", "a"])
     assert everything.kept_ == 4
+
+
+def test_a_model_file_naming_classes_by_their_old_module_paths_still_loads(tmp_path):
+    """Models logged before the sub-packages name `stance.model.PerTarget`, `stance.context.LexicalSignals`, ..."""
+    import sys
+    import zipfile
+
+    from stance.features.context import LexicalSignals
+    from stance.tracking.model_io import dump_pipeline, load_pipeline
+
+    train = to_frame(semeval2016_task6(limit=200)["train"])
+    model = PerTarget(make_pipeline(LexicalSignals(), LogisticRegression()), min_samples=30).fit(train, train["label"])
+    path = dump_pipeline(model, tmp_path)
+    with zipfile.ZipFile(path) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    schema = files["schema.json"].decode()
+    for new, old in (("stance.models.per_target", "stance.model"), ("stance.features.context", "stance.context")):
+        assert f'"{new}"' in schema
+        schema = schema.replace(f'"{new}"', f'"{old}"')
+    files["schema.json"] = schema.encode()
+    old_file = tmp_path / "old.skops"
+    with zipfile.ZipFile(old_file, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    loaded = load_pipeline(old_file)
+    assert type(loaded) is PerTarget and type(loaded.fallback_.steps[0][1]) is LexicalSignals
+    assert (loaded.predict(train) == model.predict(train)).all()
+    assert "stance.model" not in sys.modules  # the stand-in lives only while the file is read

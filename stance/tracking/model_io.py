@@ -7,6 +7,8 @@ import logging
 import sys
 import tempfile
 import warnings
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -210,22 +212,77 @@ def load_pipeline(path: str | Path, allow_pickle: bool = False) -> Any:
                 "with stance.load_model(uri, allow_pickle=True)."
             )
         log.warning("%s is a pickle: loading it runs code from the file (allow_pickle=True was given).", path)
-        return joblib.load(path)
+        with legacy_module_paths():
+            return joblib.load(path)
     skops_io = _import_skops()
     types = skops_io.get_untrusted_types(file=path)
-    untrusted = sorted(t for t in types if not _trusted_class(t))
-    if untrusted:
-        raise UntrustedModelError(
-            f"{path} holds types that are not classes of {', '.join(TRUSTED_MODULES)}: {', '.join(untrusted)}. Not "
-            "loading it; if you trust where it came from, load it with skops.io.load(path, trusted=[...those types])."
-        )
-    return skops_io.load(path, trusted=types)
+    with legacy_module_paths(types):
+        untrusted = sorted(t for t in types if not _trusted_class(t))
+        if untrusted:
+            raise UntrustedModelError(
+                f"{path} holds types that are not classes of {', '.join(TRUSTED_MODULES)}: {', '.join(untrusted)}. "
+                "Not loading it; if you trust where it came from, load it with skops.io.load(path, trusted=[...those "
+                "types])."
+            )
+        return skops_io.load(path, trusted=types)
+
+
+# Where the classes that model files name by their module path live now: models logged before stance became
+# sub-packages name e.g. `stance.model.PerTarget` or `stance.features.SentenceEmbedder`.
+LEGACY_MODULES = {
+    "stance.model": ("stance.models.estimators", "stance.models.per_target"),
+    "stance.features": ("stance.features.encoders",),
+    "stance.context": ("stance.features.context",),
+    "stance.vocabulary": ("stance.features.vocabulary",),
+    "stance.cross_encoder": ("stance.models.cross_encoder",),
+}
+
+
+@contextmanager
+def legacy_module_paths(names: Iterable[str] | None = None) -> Iterator[None]:
+    """While a model file is read, the old module paths it names (all, without `names`) offer the classes moved away.
+
+    An old path that is now a package (`stance.features`) lends it the names for the duration; one that is gone
+    (`stance.model`) is a stand-in module in `sys.modules`. Either way the classes are the new ones, so the trust
+    policy sees their real modules.
+    """
+    import importlib
+    import inspect
+    import types
+
+    lent: list[tuple[Any, str]] = []
+    replaced: dict[str, Any] = {}
+    named = None if names is None else {name.rpartition(".")[0] for name in names}
+    for old, new in LEGACY_MODULES.items():
+        if named is not None and old not in named:
+            continue
+        if any(name.startswith(f"{old}.") for name in new):
+            module = importlib.import_module(old)
+        else:
+            replaced[old] = sys.modules.get(old)
+            module = sys.modules[old] = types.ModuleType(old)
+        for name in new:
+            for attribute, value in vars(importlib.import_module(name)).items():
+                if inspect.isclass(value) and value.__module__ == name and not hasattr(module, attribute):
+                    setattr(module, attribute, value)
+                    lent.append((module, attribute))
+    try:
+        yield
+    finally:
+        for module, attribute in lent:
+            if module.__name__ not in replaced:
+                delattr(module, attribute)
+        for old, previous in replaced.items():
+            if previous is None:
+                del sys.modules[old]
+            else:
+                sys.modules[old] = previous
 
 
 def _trusted_class(name: str) -> bool:
     """Whether `module.Name` is a class defined in one of `TRUSTED_MODULES` (skops instantiates, even calls, it).
 
-    Being in a trusted module is not enough: `stance.train.instantiate` is Hydra's function imported there, and a
+    Being in a trusted module is not enough: `stance.config.instantiate` is Hydra's function imported there, and a
     crafted file could have skops call it; numpy and scipy classes beyond sparse matrices can touch files when built.
     """
     import importlib
