@@ -104,7 +104,7 @@ def _check_targets(targets: Sequence[str]) -> list[str]:
 
 def read_article(path: str | os.PathLike) -> str:
     """A UTF-8 text file's contents, with a clear error for a missing file or another encoding."""
-    from stance.data.schema import DataError
+    from stance.data.schema import DataError, decoding_error
 
     path = Path(path)
     if not path.is_file():
@@ -113,10 +113,8 @@ def read_article(path: str | os.PathLike) -> str:
     try:
         return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
-        raise DataError(
-            f"{path}: byte {err.object[err.start : err.start + 1]!r} at offset {err.start} is not valid UTF-8. "
-            "Save the article as UTF-8 (e.g. iconv -f cp1252 -t utf-8 in.txt > out.txt)."
-        ) from None
+        fix = "Save the article as UTF-8 (e.g. iconv -f cp1252 -t utf-8 in.txt > out.txt)."
+        raise decoding_error(path, err, "UTF-8", fix) from None
 
 
 def claim_scores(model: Any, texts: list[str], speakers: Sequence[str | None] | None = None) -> Any:

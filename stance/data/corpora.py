@@ -28,6 +28,7 @@ from stance.data.schema import (
     check_texts,
     corpus_files,
     data_root,
+    decoding_error,
     finish,
     read_table,
 )
@@ -112,9 +113,7 @@ def _read_text(path: Path, encoding: str = "utf-8") -> str:
     try:
         return path.read_text(encoding=encoding)
     except UnicodeDecodeError as err:
-        raise DataError(
-            f"{path}: byte {err.object[err.start : err.start + 1]!r} at offset {err.start} is not valid {encoding}."
-        ) from None
+        raise decoding_error(path, err, encoding) from None
 
 
 def _lines(path: Path) -> list[str]:
@@ -135,23 +134,6 @@ def _require(records: pd.DataFrame, columns: Sequence[str], path: Path) -> None:
     missing = [c for c in columns if c not in records.columns]
     if missing:
         raise DataError(f"{path}: missing field(s) {missing}; the records have {list(records.columns)}.")
-
-
-def _check_record_labels(frame: pd.DataFrame, allowed: Sequence[str], path: Path, field: str, key: str) -> None:
-    """`check_labels` for JSON records, which have no useful line number: the record is named by column `key`."""
-    bad = frame[~frame["label"].isin(allowed)]
-    if len(bad):
-        raise DataError(
-            f"{path}, {key} {bad[key].iloc[0]}, field '{field}': unknown label {bad['label'].iloc[0]!r}; "
-            f"expected one of {list(allowed)}. Fix the file or map the label in the data config."
-        )
-
-
-def _check_record_texts(frame: pd.DataFrame, path: Path, key: str) -> None:
-    """`check_texts` for JSON records: the record is named by column `key`."""
-    empty = frame[frame["text"].str.strip() == ""]
-    if len(empty):
-        raise DataError(f"{path}, {key} {empty[key].iloc[0]}: empty text. Remove the record or fill in its text.")
 
 
 def _check_constant(frame: pd.DataFrame, column: str, expected: str, path: Path) -> None:
@@ -316,8 +298,8 @@ def perspectrum(
             "split": pairs["claim"].map(split_of),
         }
     )
-    _check_record_labels(frame, _PERSPECTRUM_LABELS, claims_path, "stance_label_3", "group")
-    _check_record_texts(frame, pool_path, "id")
+    check_labels(frame, "label", _PERSPECTRUM_LABELS, claims_path, key="group", field="stance_label_3")
+    check_texts(frame, pool_path, key="id")
     unsplit = ~frame["split"].isin(_PERSPECTRUM_SPLITS.values())
     if unsplit.any():
         raise DataError(f"{split_path}: claim {frame['group'][unsplit].iloc[0]} has no train/dev/test assignment.")
@@ -823,8 +805,8 @@ def _read_newsmtsc(path: Path) -> pd.DataFrame:
             "line": mentions["line"].astype(str),
         }
     )
-    _check_record_labels(frame, _NEWSMTSC_LABELS, path, "polarity", "line")
-    _check_record_texts(frame, path, "line")
+    check_labels(frame, "label", _NEWSMTSC_LABELS, path, key="line", field="polarity")
+    check_texts(frame, path, key="line")
     return frame.drop(columns="line")
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 from datasets import DatasetDict
 
-from stance.data.schema import STANCE_LABELS, DataError, carve_validation, finish
+from stance.data.schema import STANCE_LABELS, DataError, carve_validation, decoding_error, finish
 
 log = logging.getLogger(__name__)
 SPLIT_ORDER = {"train": 0, "validation": 1, "test": 2}
@@ -29,10 +29,8 @@ def decode(path: Path, encoding: str | None = None) -> str:
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as err:
-        raise DataError(
-            f"{path}: byte {raw[err.start : err.start + 1]!r} at offset {err.start} is not valid {encoding}. "
-            "Set data.encoding to the file's encoding (e.g. cp1252 or gb18030)."
-        ) from None
+        fix = "Set data.encoding to the file's encoding (e.g. cp1252 or gb18030)."
+        raise decoding_error(path, err, encoding, fix) from None
 
 
 def detect_encoding(paths: Sequence[Path]) -> str:

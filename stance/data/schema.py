@@ -55,9 +55,8 @@ def read_table(path: Path, columns: Sequence[str], encoding: str = "utf-8", **re
     try:
         frame = pd.read_csv(path, encoding=encoding, dtype=str, keep_default_na=False, **read_csv_kwargs)
     except UnicodeDecodeError as err:
-        raise DataError(
-            f"{path}: byte {err.object[err.start : err.start + 1]!r} at offset {err.start} is not valid {encoding}. "
-            "Give the file's encoding (e.g. encoding=cp1252 or gb18030)."
+        raise decoding_error(
+            path, err, encoding, "Give the file's encoding (e.g. encoding=cp1252 or gb18030)."
         ) from None
     missing = [c for c in columns if c not in frame.columns]
     if missing:
@@ -65,23 +64,46 @@ def read_table(path: Path, columns: Sequence[str], encoding: str = "utf-8", **re
     return frame
 
 
-def check_labels(frame: pd.DataFrame, column: str, allowed: Sequence[str], path: Path, first_row: int = 2) -> None:
-    """Raise on the first label outside `allowed`, naming file, line and column."""
+def decoding_error(path: Path, err: UnicodeDecodeError, encoding: str, fix: str = "") -> DataError:
+    """The error for a file that is not in `encoding`: the first bad byte and its offset, and how to fix it."""
+    where = f"{path}: byte {err.object[err.start : err.start + 1]!r} at offset {err.start} is not valid {encoding}."
+    return DataError(f"{where} {fix}".rstrip())
+
+
+def _location(frame: pd.DataFrame, index: int, path: Path, first_row: int, key: str | None) -> str:
+    """Row `index` of a file: its line, or (JSON records have no useful line number) the value of column `key`."""
+    return f"{path}, {key} {frame[key].iloc[index]}" if key else f"{path}, line {index + first_row}"
+
+
+def check_labels(
+    frame: pd.DataFrame,
+    column: str,
+    allowed: Sequence[str],
+    path: Path,
+    first_row: int = 2,
+    key: str | None = None,
+    field: str | None = None,
+) -> None:
+    """Raise on the first label outside `allowed`, naming file, line (or record `key`) and column (or JSON `field`)."""
     bad = ~frame[column].isin(allowed)
     if bad.any():
         index = int(bad.to_numpy().nonzero()[0][0])
+        where = f"{_location(frame, index, path, first_row, key)}, {'field' if key else 'column'} '{field or column}'"
         raise DataError(
-            f"{path}, line {index + first_row}, column '{column}': unknown label {frame[column].iloc[index]!r}; "
-            f"expected one of {list(allowed)}. Fix the file or map the label in the data config."
+            f"{where}: unknown label {frame[column].iloc[index]!r}; expected one of {list(allowed)}. Fix the file or "
+            "map the label in the data config."
         )
 
 
-def check_texts(frame: pd.DataFrame, path: Path, first_row: int = 2) -> None:
-    """Raise on the first empty or whitespace-only text, naming file and line."""
+def check_texts(frame: pd.DataFrame, path: Path, first_row: int = 2, key: str | None = None) -> None:
+    """Raise on the first empty or whitespace-only text, naming file and line (or record `key`)."""
     empty = frame["text"].str.strip() == ""
     if empty.any():
         index = int(empty.to_numpy().nonzero()[0][0])
-        raise DataError(f"{path}, line {index + first_row}: empty text. Remove the row or fill in its text.")
+        row = "record" if key else "row"
+        raise DataError(
+            f"{_location(frame, index, path, first_row, key)}: empty text. Remove the {row} or fill in its text."
+        )
 
 
 def to_dataset_dict(splits: dict[str, pd.DataFrame], labels: Sequence[str]) -> DatasetDict:

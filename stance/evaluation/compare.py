@@ -11,7 +11,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from stance.evaluation.metrics import F_AVG_CLASSES, _f1_by_class
+from stance.evaluation.metrics import F_AVG_CLASSES, code_scorer
 
 PREDICTIONS = "predictions_test.parquet"
 KEYS = ["text", "target", "label"]
@@ -70,7 +70,7 @@ def compare_runs(
     names, codes = np.unique(np.concatenate(columns), return_inverse=True)
     gold, pred_a, pred_b = codes.reshape(3, -1)
     metric = "f_avg" if set(F_AVG_CLASSES) <= set(first["label"]) else "macro_f1"
-    score = _scorer(names, metric)
+    score = code_scorer(names, metric)
     a, b = float(score(gold, pred_a)), float(score(gold, pred_b))
     low, high, p_bootstrap = _paired_bootstrap(gold, pred_a, pred_b, score, n_resamples, seed)
     only_a, only_b, p_mcnemar = mcnemar(gold == pred_a, gold == pred_b)
@@ -150,19 +150,6 @@ def _run_name(run_id: str, client: MlflowClient) -> str:
         from stance.tracking.redact import redact_text
 
         raise ComparisonError(f"No run {run_id!r} in the MLflow store {redact_text(client.tracking_uri)}.") from None
-
-
-def _scorer(names: np.ndarray, metric: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """F_avg or macro-F1 of label codes along the last axis, vectorised over bootstrap resamples."""
-    averaged = [int(np.flatnonzero(names == c)[0]) for c in F_AVG_CLASSES if c in names]
-
-    def score(gold: np.ndarray, pred: np.ndarray) -> np.ndarray:
-        f1, present = _f1_by_class(gold, pred, range(len(names)))
-        if metric == "f_avg":  # as sklearn with labels=[FAVOR, AGAINST]: a class never predicted nor seen scores 0
-            return f1[..., averaged].sum(axis=-1) / len(F_AVG_CLASSES)
-        return (f1 * present).sum(axis=-1) / present.sum(axis=-1)
-
-    return score
 
 
 def _paired_bootstrap(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,22 +82,28 @@ def _f1_by_class(gold: np.ndarray, pred: np.ndarray, classes: range) -> tuple[np
     return np.stack(f1s, axis=-1), np.stack(present, axis=-1)
 
 
+def code_scorer(names: np.ndarray, metric: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """F_avg or macro-F1 of label codes (indices into `names`) along the last axis, vectorised over resamples."""
+    averaged = [int(np.flatnonzero(names == c)[0]) for c in F_AVG_CLASSES if c in names]
+
+    def score(gold: np.ndarray, pred: np.ndarray) -> np.ndarray:
+        f1, present = _f1_by_class(gold, pred, range(len(names)))
+        if metric == "f_avg":  # as sklearn with labels=[FAVOR, AGAINST]: a class never seen counts as F1 0
+            return f1[..., averaged].sum(axis=-1) / len(F_AVG_CLASSES)
+        return (f1 * present).sum(axis=-1) / present.sum(axis=-1)
+
+    return score
+
+
 def bootstrap_ci(y_true: Any, y_pred: Any, metric: str, n_resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
     """95% percentile-bootstrap interval of `f_avg` or `macro_f1`, resampling (gold, predicted) pairs."""
     from scipy.stats import bootstrap
 
     names, codes = np.unique(np.concatenate([np.asarray(y_true), np.asarray(y_pred)]), return_inverse=True)
     gold, pred = codes[: len(codes) // 2], codes[len(codes) // 2 :]
-    averaged = [int(np.flatnonzero(names == c)[0]) for c in F_AVG_CLASSES if c in names]
-
-    def statistic(g: np.ndarray, p: np.ndarray, axis: int = -1) -> np.ndarray:
-        f1, present = _f1_by_class(g, p, range(len(names)))
-        if metric == "f_avg":  # as sklearn with labels=[FAVOR, AGAINST]: a class never seen counts as F1 0
-            return f1[..., averaged].sum(axis=-1) / len(F_AVG_CLASSES)
-        return (f1 * present).sum(axis=-1) / present.sum(axis=-1)
-
+    score = code_scorer(names, metric)
     result = bootstrap(
-        (gold, pred), statistic, paired=True, vectorized=True, n_resamples=n_resamples,
+        (gold, pred), lambda g, p, axis=-1: score(g, p), paired=True, vectorized=True, n_resamples=n_resamples,
         method="percentile", rng=np.random.default_rng(seed),
     )  # fmt: skip
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
