@@ -63,7 +63,7 @@ def check_loadable(cfg: DictConfig) -> None:
 
     if not cfg.mlflow.get("log_model"):
         return
-    parts = [OmegaConf.to_container(cfg[part], resolve=False) for part in ("features", "classifier")]
+    parts = [OmegaConf.to_container(cfg[part], resolve=True) for part in ("features", "classifier")]
     foreign = [t for part in parts for t in _targets(part) if not trusted(t)]
     if foreign:
         package = foreign[0].split(".", 1)[0]

@@ -88,9 +88,9 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None, tags: di
     """`train(cfg)` inside an MLflow run that records config, data, metrics, tables, figures and the model."""
     import mlflow
 
-    from stance.redact import redact_overrides
-    from stance.runs import flatten, git_commit, log_result, mlflow_run
-    from stance.sweep import parent_run_id
+    from stance.tracking.redact import redact_overrides
+    from stance.tracking.runs import flatten, git_commit, log_result, mlflow_run
+    from stance.tracking.sweep import parent_run_id
 
     check_loadable(cfg)
     overrides = redact_overrides(overrides or [])  # shown in the run's name and tags

@@ -71,6 +71,6 @@ def test_every_shipped_classifier_gives_a_loadable_model(make_cfg, name):
     from stance.tracking.model_io import TRUSTED_MODULES
 
     cfg = make_cfg(f"classifier={name}", "features=tfidf_minilm")
-    targets = list(_targets(OmegaConf.to_container(cfg.classifier, resolve=False)))
+    targets = list(_targets(OmegaConf.to_container(cfg.classifier, resolve=True)))
     assert targets and all(t.startswith(tuple(f"{m}." for m in TRUSTED_MODULES)) for t in targets), targets
     check_loadable(cfg)  # raises ConfigError for a class stance.load_model would refuse

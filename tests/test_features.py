@@ -49,7 +49,7 @@ def test_fitted_embedder_pickles_without_torch_objects(tmp_path):
 
 
 def test_tfidf_minilm_weights_scale_each_block(make_cfg, tmp_path):
-    cfg = make_cfg("features=tfidf_minilm", f"features.transformer_list.1.1.cache_dir={tmp_path}")
+    cfg = make_cfg("features=tfidf_minilm", f"members.tfidf_minilm.minilm.cache_dir={tmp_path}")
     union = instantiate(cfg.features).set_params(transformer_weights={"tfidf": 0.0, "minilm": 2.0})
     union.set_params(minilm__show_progress=False)
     out = union.fit_transform(FRAME).toarray()

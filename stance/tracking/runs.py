@@ -19,16 +19,9 @@ from stance.tracking.server import check_tracking_uri, set_experiment
 from stance.tracking.signals import sigterm_as_interrupt
 
 
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested config as `a.b.c: value` params."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
+def flatten(config: dict[str, Any]) -> dict[str, Any]:
+    """Nested config as `a.b.c: value` params (an empty mapping has none)."""
+    return pd.json_normalize(config, sep=".").to_dict(orient="records")[0]
 
 
 def git_commit() -> str:
