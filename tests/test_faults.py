@@ -405,7 +405,7 @@ def test_a_skops_file_naming_a_function_of_a_trusted_module_is_refused(tmp_path)
     with zipfile.ZipFile(tmp_path / "args.skops") as archive:
         arguments = json.loads(archive.read("schema.json"))
     header = {key: arguments.pop(key) for key in ("protocol", "_skops_version")}
-    call = {"__class__": "instantiate", "__module__": "stance.train", "__loader__": "ConstructorFromReduceNode"}
+    call = {"__class__": "instantiate", "__module__": "stance.config", "__loader__": "ConstructorFromReduceNode"}
     buffer = tmp_path / "pipeline.skops"
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("schema.json", json.dumps({**call, "content": arguments, "__id__": 1, **header}))
