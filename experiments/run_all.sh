@@ -1,16 +1,55 @@
 #!/usr/bin/env bash
-# Runs every named experiment into one MLflow store and prints the results table for experiments/RESULTS.md.
-#   bash experiments/run_all.sh [STORE_DIR]     (default: ./results)
+# Regenerates every number in experiments/RESULTS.md, section by section, into one MLflow store (default ./results).
+#   bash experiments/run_all.sh [STORE_DIR] [SECTION ...]
+# SECTION: default selection named corpora claims topics article zero_shot (default: all, in this order). All of it
+# takes many hours on two CPU cores (the fine-tuned experiments and the zero-shot mix dominate): run it with nohup and
+# one section at a time if the session is short. Each run is tagged with its git commit (`git_commit`), and
+# `stance results` prints it; RESULTS.md names the commit of every table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 store="${1:-results}"
+shift || true
+sections=("${@:-default selection named corpora claims topics article zero_shot}")
 mkdir -p "$store"
 uri="sqlite:///$(cd "$store" && pwd)/mlflow.db"
-for name in $(ls stance/conf/experiment | sed 's/\.yaml$//' | grep -v _tune); do
-  echo "== $name"
-  .venv/bin/python -m stance.train experiment="$name" mlflow.tracking_uri="$uri" \
-    2>&1 | grep -E "MLflow run id|Error" || echo "FAILED: $name"
+export MLFLOW_TRACKING_URI="$uri"
+py=.venv/bin/python
+echo "commit $(git rev-parse --short HEAD), store $uri"
+
+train() {  # one run; prints its run id or FAILED
+  echo "== $*"
+  $py -m stance.train "$@" mlflow.tracking_uri="$uri" 2>&1 | grep -E "MLflow run id|^error" || echo "FAILED: $*"
+}
+
+for section in ${sections[*]}; do
+  case "$section" in
+    default)  # "The default experiment"
+      train ;;
+    selection)  # "SemEval-2016 A: model selection": the candidates, without logged models
+      sel=(mlflow.experiment=selection mlflow.log_model=false)
+      train -m classifier=logreg,svm tune_class_weights=false,true "${sel[@]}"
+      train -m features=identity classifier=voting,stacking tune_class_weights=false,true "${sel[@]}"
+      train -m features=tfidf classifier=svm,logreg "${sel[@]}"
+      train -m features.target_mode=interact,none classifier.class_weight=balanced "${sel[@]}" ;;
+    named)  # "Named experiments" and the fine-tuned ones (semeval_cross_encoder, semeval_ensemble, clef_claims, ...)
+      for name in $(ls stance/conf/experiment | sed 's/\.yaml$//' | grep -v _tune); do
+        train experiment="$name"
+      done
+      .venv/bin/stance results --tracking-uri "$uri" ;;
+    corpora)  # "New stance corpora: frozen default vs TF-IDF SVM"
+      for name in covid19_stance ibm_argkp2021 pstance ibm_argq_30k; do
+        train data="$name"
+        train data="$name" features=tfidf classifier=svm
+      done ;;
+    claims)  # "Claims in context": the validation grid, then the article ROC-AUC of the registered claim model
+      $py experiments/clef_claims_search.py --test
+      $py experiments/article_claims.py models:/claim-checkworthy@default ;;
+    topics)  # "Topics"
+      $py experiments/topic_check.py ;;
+    article)  # "Article analysis": the default models on the example article
+      $py experiments/article_analysis.py ;;
+    zero_shot)  # "Fine-tuning and zero-shot stance": VAST and leave-one-target-out SemEval per variant
+      $py experiments/zero_shot.py ;;
+    *) echo "unknown section $section" >&2; exit 2 ;;
+  esac
 done
-.venv/bin/stance results --tracking-uri "$uri"
-# Zero-shot stance: VAST and leave-one-target-out SemEval, per variant (RESULTS.md, issue 13).
-.venv/bin/python experiments/zero_shot.py
