@@ -88,9 +88,7 @@ class EmbeddingCache:
             else:
                 self.directory.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(self.path, timeout=120, isolation_level=None)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute(_SCHEMA)
+                _prepare(conn)
             self._conn, self._pid = conn, os.getpid()
         return self._conn
 
@@ -232,3 +230,23 @@ def open_cache(directory: str | os.PathLike | None = None) -> EmbeddingCache:
     if path not in _OPEN:
         _OPEN[path] = EmbeddingCache(path)
     return _OPEN[path]
+
+
+def _prepare(conn: sqlite3.Connection, seconds: float = 120) -> None:
+    """Write-ahead logging and the table, waiting while another process holds the lock they need.
+
+    SQLite can answer "database is locked" at once, without its busy timeout, while a parallel process creates the
+    same file or initialises its write-ahead log; the three statements are idempotent, so they are simply retried.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(_SCHEMA)
+            return
+        except sqlite3.OperationalError as err:
+            busy = (getattr(err, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
