@@ -59,6 +59,9 @@ def test_run_has_metrics_and_artifacts(logged):
     assert {"config.yaml", "per_target.json", "per_target.csv", "confusion_matrix_test.png"} <= artifacts
     inputs = [d.dataset.name for d in run.inputs.dataset_inputs]
     assert "semeval2016_task6/train" in inputs
+    # Beside the SQLite file, not under whichever directory the run started in.
+    store = Path(uri.removeprefix("sqlite:///"))
+    assert run.info.artifact_uri == str(store.parent / "mlruns" / "stance" / result.run_id / "artifacts")
 
 
 def test_logged_model_predicts_like_in_process_and_refers_to_encoder_by_name(logged):
