@@ -32,6 +32,7 @@ def test_classifier_trains_and_scores(make_cfg, name):
     assert 0.0 <= metrics["test/f_avg"] <= 1.0
     assert metrics["test/f_avg_ci_low"] <= metrics["test/f_avg"] <= metrics["test/f_avg_ci_high"]
     proba = result.model.predict_proba(result.frames["test"])
+    assert list(result.model.classes_) == ["AGAINST", "FAVOR", "NONE"] and proba.shape == (240, 3)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
 
 
