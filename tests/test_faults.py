@@ -28,7 +28,7 @@ from stance.experiment import run_experiment
 from stance.features import encoders as features
 from stance.features.cache import DB_NAME
 from stance.tracking import model_io, redact
-from stance.tracking.server import check_tracking_uri
+from stance.tracking.server import check_tracking_uri, retry_busy
 
 SLICE = ["per_target=false", "bootstrap=0", "features.show_progress=false", "mlflow.log_model=false"]
 
@@ -178,7 +178,8 @@ def test_two_sweeps_at_once_on_one_cache_and_store_lose_nothing(tmp_path):
     parents = [r for r in logged if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in logged if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 2 and len(children) == 4
-    assert all(r.info.status == "FINISHED" for r in logged)
+    logs = "\n".join((tmp_path / f"sweep{i}.log").read_text()[-3000:] for i in range(2))
+    assert [r.info.status for r in logged] == ["FINISHED"] * 6, logs
     for parent in parents:
         mine = [r for r in children if r.data.tags["mlflow.parentRunId"] == parent.info.run_id]
         assert len(mine) == 2 and all("test/f_avg" in r.data.metrics for r in mine)
@@ -191,6 +192,27 @@ def test_two_sweeps_at_once_on_one_cache_and_store_lose_nothing(tmp_path):
     frames = [to_frame(split) for split in semeval2016_task6(limit=200).values()]
     texts = {t for frame in frames for column in ("text", "target") for t in frame[column]}
     assert cache_entries(cache) == len(texts)
+
+
+@pytest.mark.slow
+def test_a_store_locked_past_mlflows_busy_timeout_is_retried_not_failed(tmp_path, caplog):
+    import threading
+
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    check_tracking_uri(store)
+    client = MlflowClient(tracking_uri=store)
+    run = client.create_run(client.create_experiment("locked"))
+    locker = sqlite3.connect(tmp_path / "mlflow.db", isolation_level=None, check_same_thread=False)
+    locker.execute("BEGIN EXCLUSIVE")  # another process mid-write, for longer than MLflow's 20 s busy timeout
+    release = threading.Timer(22, locker.execute, ["COMMIT"])
+    release.start()
+    try:
+        retry_busy(lambda: client.set_terminated(run.info.run_id, "FINISHED"), pause=0.5)
+    finally:
+        release.join()
+        locker.close()
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
+    assert "MLflow store busy ((sqlite3.OperationalError) database is locked); retrying in 0.5 s" in caplog.text
 
 
 @pytest.mark.slow

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import mlflow
 
 from stance.tracking.redact import redact_text
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class TrackingError(RuntimeError):
@@ -118,3 +123,22 @@ def _artifacts_beside_store(experiment: str) -> str | None:
         return None
     folder = Path(uri.removeprefix("sqlite:///")).expanduser().resolve().parent
     return str(folder / "mlruns" / re.sub(r"[^\w.-]+", "_", experiment))
+
+
+def retry_busy(call: Callable[[], T], attempts: int = 6, pause: float = 1.0) -> T:
+    """`call()`, tried again (after 1, 2, 4, ... s) while the store answers "temporarily unavailable".
+
+    A SQLite store shared by parallel processes says so when its lock stays taken past the busy timeout, which
+    happens on a loaded machine; the operations retried here (ending runs, logging a sweep's table) are idempotent.
+    """
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(attempts):
+        try:
+            return call()
+        except MlflowException as err:
+            if err.error_code != "TEMPORARILY_UNAVAILABLE" or attempt == attempts - 1:
+                raise
+            log.warning("MLflow store busy (%s); retrying in %.1f s", _first_line(err), pause * 2**attempt)
+            time.sleep(pause * 2**attempt)
+    raise AssertionError("unreachable")

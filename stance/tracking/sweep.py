@@ -116,6 +116,7 @@ class MlflowSweep(Callback):
         import atexit
 
         from stance.tracking.redact import redact_log_records, redact_overrides
+        from stance.tracking.server import retry_busy
         from stance.tracking.signals import interrupt_on_signals
 
         redact_log_records()  # before the launcher logs each job's overrides
@@ -123,10 +124,12 @@ class MlflowSweep(Callback):
             return
         client, experiment_id = _client(config)
         overrides = " ".join(redact_overrides(config.hydra.overrides.task))
-        run = client.create_run(
-            experiment_id,
-            run_name=f"sweep {overrides}"[:250],
-            tags={SWEEP_TAG: config.hydra.sweep.dir, "mlflow.note.content": f"Hydra multirun: {overrides}"},
+        run = retry_busy(
+            lambda: client.create_run(
+                experiment_id,
+                run_name=f"sweep {overrides}"[:250],
+                tags={SWEEP_TAG: config.hydra.sweep.dir, "mlflow.note.content": f"Hydra multirun: {overrides}"},
+            )
         )
         os.environ[PARENT_ENV] = self._parent = run.info.run_id
         interrupt_on_signals(self._note_signal)
@@ -138,16 +141,26 @@ class MlflowSweep(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Log the comparison table and figure to the parent run and close it."""
-        client, experiment_id = _client(config)
-        children = client.search_runs([experiment_id], f"tags.`{SWEEP_TAG}` = '{config.hydra.sweep.dir}'")
-        children = [run for run in children if "mlflow.parentRunId" in run.data.tags]
-        parent = os.environ.pop(PARENT_ENV, None) or (children[0].data.tags["mlflow.parentRunId"] if children else None)
-        if parent is not None:
-            self._finish(client, experiment_id, parent, config.objective, "FINISHED")
+        from stance.tracking.server import retry_busy
+
+        # Hydra turns a callback's exception into a warning, so say here why the parent was left to the exit hook.
+        try:
+            client, experiment_id = _client(config)
+            children = client.search_runs([experiment_id], f"tags.`{SWEEP_TAG}` = '{config.hydra.sweep.dir}'")
+            children = [run for run in children if "mlflow.parentRunId" in run.data.tags]
+            parent = os.environ.get(PARENT_ENV) or (children[0].data.tags["mlflow.parentRunId"] if children else None)
+            if parent is not None:
+                retry_busy(lambda: self._finish(client, experiment_id, parent, config.objective, "FINISHED"))
+        except Exception:
+            log.exception("could not log the sweep's results to its parent run")
+            raise
+        os.environ.pop(PARENT_ENV, None)
 
     def _close_unfinished(self, config: DictConfig) -> None:
         """At exit: a parent still RUNNING was cut short, KILLED by a signal or FAILED by a crash."""
         import signal
+
+        from stance.tracking.server import retry_busy
 
         signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C or kill stops the clean-up
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -158,7 +171,7 @@ class MlflowSweep(Callback):
             client, experiment_id = _client(config)
             if client.get_run(self._parent).info.status == "RUNNING":
                 status = "KILLED" if self._signal else "FAILED"
-                self._finish(client, experiment_id, self._parent, config.objective, status)
+                retry_busy(lambda: self._finish(client, experiment_id, self._parent, config.objective, status))
         except Exception:  # at exit there is no one to raise to; say what was left open
             log.exception("could not close the sweep's parent run %s", self._parent)
 
