@@ -300,8 +300,9 @@ def predict_command(
     Reads in chunks (memory stays flat), writes each finished chunk to OUTPUT.parts/, and resumes there when the same
     command is run again after an interrupt. Claim models add `score`; multi-label topic models give `labels`.
     """
-    from stance.predict.batch import Options, predict_files
+    from stance.predict.batch import Options, map_large_allocations, predict_files
 
+    map_large_allocations()
     opts = Options(text_column, target_column, target, id_column, chunk_size, encoding, batch_size)
     rows = predict_files(model_uri, inputs, output, opts, restart=restart, progress=progress)
     typer.echo(f"{rows} rows labelled into {output}", err=True)

@@ -240,3 +240,31 @@ def test_cli_labels_a_file(model_uri, statements, expected, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"{len(statements)} rows labelled into {out}" in done.stderr
     assert read(out)["label"].tolist() == expected["label"].tolist()
+
+
+def test_predict_command_sends_freed_large_blocks_back_to_the_os():
+    # In child processes: the setting is process-wide. mallinfo2 counts bytes held in mmapped blocks (glibc >= 2.33).
+    code = """
+import ctypes, ctypes.util, sys
+import numpy as np
+from stance.predict.batch import map_large_allocations
+
+class Info(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.mallinfo2.restype = Info
+set_ = sys.argv[1] == "set" and map_large_allocations()
+freed = np.ones(30 << 20, dtype=np.uint8)
+del freed  # by default glibc now serves blocks up to 30 MB from its heap, which keeps them after they are freed
+before = libc.mallinfo2().hblkhd
+block = np.ones(12 << 20, dtype=np.uint8)  # 12 MB, like a batch's activations
+print(set_, (libc.mallinfo2().hblkhd - before) >> 20)
+"""
+    mapped = {}
+    for mode in ("default", "set"):
+        done = subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        mapped[mode] = done.stdout.split()
+    assert mapped == {"default": ["False", "0"], "set": ["True", "12"]}

@@ -302,6 +302,24 @@ def load(uri: str, batch_size: int | None = None) -> LoadedModel:
     return LoadedModel(pipeline, task, meta.model_uuid or uri)
 
 
+def map_large_allocations(threshold: int = 8 << 20) -> bool:
+    """Serve allocations from `threshold` bytes up by mmap, so freed ones go back to the OS; False off glibc.
+
+    glibc raises its mmap threshold to the largest block freed so far (up to 32 MB), after which the encoder's
+    activations (25 MB for 64 texts of 256 tokens) come from the heap and fragment it: peak memory crept up chunk by
+    chunk in `stance predict` (experiments/BENCHMARKS.md). A fixed threshold stops that; it is process-wide, so only
+    the `stance predict` command sets it, not the library.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        return bool(libc.mallopt(-3, threshold))  # -3 is M_MMAP_THRESHOLD in malloc.h
+    except (OSError, AttributeError, TypeError):  # not glibc (macOS, musl): keep the allocator's own policy
+        return False
+
+
 def forget_vectors() -> None:
     """Drop this process's in-memory embeddings (they are in the disk cache), so memory stays flat over many calls."""
     from stance.features import encoders as features
