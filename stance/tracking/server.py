@@ -133,12 +133,12 @@ def retry_busy(call: Callable[[], T], attempts: int = 6, pause: float = 1.0) -> 
     """
     from mlflow.exceptions import MlflowException
 
-    for attempt in range(attempts):
+    for attempt in range(attempts - 1):
         try:
             return call()
         except MlflowException as err:
-            if err.error_code != "TEMPORARILY_UNAVAILABLE" or attempt == attempts - 1:
+            if err.error_code != "TEMPORARILY_UNAVAILABLE":
                 raise
             log.warning("MLflow store busy (%s); retrying in %.1f s", _first_line(err), pause * 2**attempt)
             time.sleep(pause * 2**attempt)
-    raise AssertionError("unreachable")
+    return call()
