@@ -41,6 +41,27 @@ def test_without_fallback_an_unseen_target_is_named():
         model.predict(train.head(2).assign(target="Brexit"))
 
 
+def test_an_encoder_under_per_target_models_embeds_every_rows_text_in_one_call(tmp_path, caplog):
+    """One encoder call over all targets' rows, not one per target: far fewer part-filled batches (BENCHMARKS.md)."""
+    import logging
+
+    from stance.features.encoders import SentenceEmbedder
+    from stance.predict.batch import forget_vectors
+
+    data = semeval2016_task6(limit=150)
+    train, test = to_frame(data["train"]), to_frame(data["test"]).groupby("target").head(8).reset_index(drop=True)
+    embedder = SentenceEmbedder(cache_dir=str(tmp_path), show_progress=False)
+    model = PerTarget(make_pipeline(embedder, LogisticRegression(max_iter=1000)), min_samples=10, min_per_class=1)
+    model.fit(train, train["label"])
+    assert test["target"].nunique() >= 3 and len(model._route(test)) >= 3
+    forget_vectors()  # this process's memo; the disk cache still holds the training texts and the targets
+    with caplog.at_level(logging.INFO, logger="stance.features.encoders"):
+        proba = model.predict_proba(test)
+    encoded = [int(r.getMessage().split(" encoded")[0].split()[-1]) for r in caplog.records if "Embedded" in r.message]
+    assert [n for n in encoded if n] == [test["text"].nunique()]  # the first call encodes them all; later ones reuse
+    assert proba.shape == (len(test), len(model.classes_)) and np.allclose(proba.sum(axis=1), 1)
+
+
 def test_undersampled_keeps_every_rare_row_and_a_seeded_draw_of_the_common_class():
     from sklearn.base import clone
 

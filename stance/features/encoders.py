@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ ALIASES = {"minilm": DEFAULT_MODEL, "mpnet": "sentence-transformers/all-mpnet-ba
 PARTS_PATH_ENV = "STANCE_MODEL_PARTS"
 TARGET_MODES = ("none", "prefix", "concat", "interact")
 PRECISIONS = ("float32", "bfloat16")
-# Encoded vectors are committed to the disk cache every this many batches.
+# Encoded vectors are committed to the disk cache every this many batches' worth of texts.
 COMMIT_EVERY = 32
 _COMPLETE = ".stance-complete"
 
@@ -367,10 +367,15 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
             blocks.append(text_vecs * target_vecs)
         return np.hstack(blocks)
 
+    def prefetch(self, X: pd.DataFrame) -> None:
+        """Embed all of X's rows now, so that transforms of its subsets (one per target) come from the memo."""
+        if self.finetune is None or getattr(self, "weights_key_", None) is not None:  # not before fine-tuning
+            self.transform(X)
+
     def namespace(self) -> str:
         """What besides the text determines a vector: model identity, normalisation, prompt, precision, batch rows."""
         precision = "" if self.precision == "float32" else f"|precision={self.precision}"  # float32 keys predate it
-        # Vectors before canonical batching (`_canonical_encode`) had no `rows`: their last digits vary, so not reused.
+        # Vectors before canonical batching (`_canonical_batches`) had no `rows`: their last digits vary, so not reused.
         return (
             f"{self._identity()}|normalize={bool(self.normalize)}|prompt={self.prompt!r}{precision}"
             f"|rows={self.batch_size}"
@@ -387,7 +392,7 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
             hits = cache.get(namespace, todo)
             found.update(hits)
             _MEMO.put(namespace, hits)
-            missing = sorted(todo - hits.keys(), key=len)  # similar lengths batch with less padding
+            missing = sorted(todo - hits.keys())
             if missing:
                 found.update(self._encode_into(missing, cache, namespace))
             log.info(
@@ -397,23 +402,24 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         return np.vstack([found[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
 
     def _encode_into(self, texts: list[str], cache: Any, namespace: str) -> dict[str, np.ndarray]:
-        """Encode `texts`, committing each chunk to the disk cache, so an interrupted run keeps what it computed."""
+        """Encode `texts`, committing every few batches to the disk cache, so an interrupted run keeps its work."""
         from tqdm.auto import tqdm
 
         out: dict[str, np.ndarray] = {}
-        step = self.batch_size * COMMIT_EVERY
+        pending: dict[str, np.ndarray] = {}
         with tqdm(total=len(texts), desc="Encoding", unit="text", disable=not self.show_progress) as progress:
-            for i in range(0, len(texts), step):
-                chunk = texts[i : i + step]
-                vectors = self._encode_fresh(chunk)
-                cache.put(namespace, self._identity(), chunk, vectors)
-                fresh = dict(zip(chunk, vectors, strict=True))
-                _MEMO.put(namespace, fresh)
-                out.update(fresh)
-                progress.update(len(chunk))
+            for batch, vectors in self._encode_batches(texts):
+                pending.update(zip((texts[i] for i in batch), vectors, strict=True))
+                progress.update(len(batch))
+                if len(pending) >= self.batch_size * COMMIT_EVERY or len(out) + len(pending) == len(texts):
+                    cache.put(namespace, self._identity(), list(pending), np.stack(list(pending.values())))
+                    _MEMO.put(namespace, pending)
+                    out.update(pending)
+                    pending = {}
         return out
 
-    def _encode_fresh(self, texts: list[str]) -> np.ndarray:
+    def _encode_batches(self, texts: list[str]) -> Iterator[tuple[list[int], np.ndarray]]:
+        """(indices into `texts`, float32 vectors) per forward pass, with this embedder's device and precision."""
         import torch
 
         encoder = load_encoder(
@@ -421,10 +427,14 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         )
         if self.num_threads is not None:
             torch.set_num_threads(self.num_threads)
-        device_type = torch.device(self.device).type
-        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
-            vectors = _canonical_encode(encoder, texts, self.prompt, self.batch_size, self.normalize)
-        return vectors.astype(np.float32, copy=False)
+        autocast = torch.autocast(torch.device(self.device).type, torch.bfloat16, self.precision == "bfloat16")
+        batches = _canonical_batches(encoder, texts, self.prompt, self.batch_size, self.normalize)
+        while True:
+            with autocast:  # entered per batch: the caller's code between batches runs without it
+                item = next(batches, None)
+            if item is None:
+                return
+            yield item[0], item[1].astype(np.float32, copy=False)
 
 
 def _length_bucket(length: int, cap: int) -> int:
@@ -435,21 +445,24 @@ def _length_bucket(length: int, cap: int) -> int:
     return max(length, min(cap, -(-length // step) * step))
 
 
-def _canonical_encode(encoder: Any, texts: list[str], prompt: str | None, rows: int, normalize: bool) -> np.ndarray:
-    """Vectors of `texts` that depend on each text alone, not on the texts encoded with it.
+def _canonical_batches(
+    encoder: Any, texts: list[str], prompt: str | None, rows: int, normalize: bool
+) -> Iterator[tuple[list[int], np.ndarray]]:
+    """(indices, vectors) per forward pass over `texts`, each vector depending on its text alone, not its companions.
 
     CPU kernels round differently for other batch shapes, which moved validation F_avg with the embedding cache's
     history (RESULTS.md). So each forward pass has a shape fixed by the text: `rows` rows (a group's last batch
     filled up with copies) padded to the text's length bucket; same-shape batches give bit-identical vectors
     whatever the companions (and thread count), at about the speed of plain batching (experiments/RELIABILITY.md).
+    One call should get all the texts there are: each bucket's last batch is part filler.
     """
     from collections import defaultdict
 
-    lengths = encoder.preprocess(texts, prompt=prompt)["attention_mask"].sum(dim=1).tolist()
     groups: dict[int, list[int]] = defaultdict(list)
-    for i, length in enumerate(lengths):
-        groups[_length_bucket(int(length), encoder.max_seq_length)].append(i)
-    out: np.ndarray | None = None
+    for first in range(0, len(texts), 1024):  # a slice at a time: preprocess pads every text to the longest
+        mask = encoder.preprocess(texts[first : first + 1024], prompt=prompt)["attention_mask"]
+        for i, length in enumerate(mask.sum(dim=1).tolist(), start=first):
+            groups[_length_bucket(int(length), encoder.max_seq_length)].append(i)
     for bucket, members in sorted(groups.items()):
         padding = {"text": {"padding": "max_length", "max_length": bucket}}
         for start in range(0, len(members), rows):
@@ -464,10 +477,7 @@ def _canonical_encode(encoder: Any, texts: list[str], prompt: str | None, rows: 
                 convert_to_numpy=True,
                 processing_kwargs=padding,
             )
-            if out is None:
-                out = np.empty((len(texts), vectors.shape[1]), dtype=vectors.dtype)
-            out[batch] = vectors[: len(batch)]
-    return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+            yield batch, vectors[: len(batch)]
 
 
 def _columns(X: Any, needs_target: bool) -> tuple[list[str], list[str]]:
