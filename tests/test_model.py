@@ -46,6 +46,7 @@ def test_an_encoder_under_per_target_models_embeds_every_rows_text_in_one_call(t
     import logging
 
     from stance.features.encoders import SentenceEmbedder
+    from stance.features.finetune import Contrastive
     from stance.predict.batch import forget_vectors
 
     data = semeval2016_task6(limit=150)
@@ -60,6 +61,12 @@ def test_an_encoder_under_per_target_models_embeds_every_rows_text_in_one_call(t
     encoded = [int(r.getMessage().split(" encoded")[0].split()[-1]) for r in caplog.records if "Embedded" in r.message]
     assert [n for n in encoded if n] == [test["text"].nunique()]  # the first call encodes them all; later ones reuse
     assert proba.shape == (len(test), len(model.classes_)) and np.allclose(proba.sum(axis=1), 1)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="stance.features.encoders"):
+        SentenceEmbedder(cache_dir=str(tmp_path), finetune=Contrastive()).prefetch(
+            test.assign(text="unseen " + test.text)
+        )
+    assert not [r for r in caplog.records if "Embedded" in r.message]  # per target, each tuned encoder has its own
 
 
 def test_undersampled_keeps_every_rare_row_and_a_seeded_draw_of_the_common_class():

@@ -368,8 +368,11 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         return np.hstack(blocks)
 
     def prefetch(self, X: pd.DataFrame) -> None:
-        """Embed all of X's rows now, so that transforms of its subsets (one per target) come from the memo."""
-        if self.finetune is None or getattr(self, "weights_key_", None) is not None:  # not before fine-tuning
+        """A frozen encoder embeds all of X's rows now, so that transforms of its subsets (per target) hit the memo.
+
+        A fine-tuned one does nothing: each target's clone has weights of its own and needs only its own rows.
+        """
+        if self.finetune is None:
             self.transform(X)
 
     def namespace(self) -> str:
