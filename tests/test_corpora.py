@@ -308,6 +308,9 @@ def test_clef_counts_debates_and_speakers(data_root):
     assert first["line"].tolist() == [str(i) for i in range(1, len(first) + 1)]  # in file order (strings, as all)
     by_sentence = load("clef2019_checkthat_task1", "data.validation_by=sentence", "data.validation_size=0.1")
     assert counts(by_sentence["validation"])["1"] == 44  # stratified: 10% of the positives
+    everything = load("clef2019_checkthat_task1", "data.validation_size=0")  # the final fit: all 19 debates
+    assert set(everything) == {"train", "test"} and everything["train"]["group"].nunique() == 19
+    assert counts(everything["train"]) == {"0": 15981, "1": 440}
     with pytest.raises(DataError, match="validation_by must be"):
         clef2019_checkthat_task1(root=str(data_root), validation_by="speaker")
 

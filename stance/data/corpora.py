@@ -832,15 +832,16 @@ def clef2019_checkthat_task1(
     for the official per-debate MAP; `line` is the sentence's line number in its debate (its order); `id` is
     debate/line. validation_by="sentence" carves `validation_size` of the training sentences, stratified by label;
     "debate" carves that fraction of whole training debates, so that every split holds complete debates and a
-    sentence's neighbours are in its own split (needed by context features).
+    sentence's neighbours are in its own split (needed by context features). validation_size=0 trains on all 19
+    training debates, without a validation split (the final fit of a configuration chosen on validation).
     """
     train, test = (_read_clef_folder(root, folder, count) for folder, count in _CLEF_FOLDERS.items())
-    if validation_by == "sentence":
-        fit, val = carve_validation(train, validation_size, seed)
-    elif validation_by == "debate":
-        fit, val = _carve_groups(train, validation_size, seed)
-    else:
+    if validation_by not in ("sentence", "debate"):
         raise DataError(f"data.validation_by must be 'sentence' or 'debate', got {validation_by!r}.")
+    if not validation_size:
+        return _done({"train": train, "test": test}, _CLEF_LABELS, labels, label_map, limit, seed)
+    carve = carve_validation if validation_by == "sentence" else _carve_groups
+    fit, val = carve(train, validation_size, seed)
     return _done({"train": fit, "validation": val, "test": test}, _CLEF_LABELS, labels, label_map, limit, seed)
 
 
