@@ -1,6 +1,11 @@
 """stance: stance, topic and claim classification experiments with embeddings, scikit-learn, Hydra and MLflow."""
 
+import os
 from typing import Any
+
+# MLflow's usage telemetry cannot reach its endpoint offline; its thread then removes an environment variable while
+# the main thread may be copying os.environ (a KeyError that cost a sweep its parent run). Off unless set.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 # A light module (its heavy imports happen on call). The function lives in `stance.analysis.analyze`, so no module
 # of this package is named like it and `stance.analyze` is always the function.
