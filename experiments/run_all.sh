@@ -32,7 +32,7 @@ for section in ${sections[*]}; do
       train -m features=tfidf classifier=svm,logreg "${sel[@]}"
       train -m features.target_mode=interact,none classifier.class_weight=balanced "${sel[@]}" ;;
     named)  # "Named experiments" and the fine-tuned ones (semeval_cross_encoder, semeval_ensemble, clef_claims, ...)
-      for name in $(ls stance/conf/experiment | sed 's/\.yaml$//' | grep -v _tune); do
+      for name in $(ls conf/experiment | sed 's/\.yaml$//' | grep -v _tune); do
         train experiment="$name"
       done
       .venv/bin/stance results --tracking-uri "$uri" ;;

@@ -2,7 +2,7 @@
 
     python experiments/zero_shot.py [--variant NAME ...] [--only vast|loto] [--limit N]
 
-Every variant is the named experiment `zero_shot_stance` (stance/conf/experiment/) plus overrides, so the same
+Every variant is the named experiment `zero_shot_stance` (conf/experiment/) plus overrides, so the same
 numbers come from `python -m stance.train experiment=zero_shot_stance [overrides]` (VAST: validation = dev,
 test = test) and `... data.held_out=<SemEval target>` (leave-one-target-out: every training row about the target
 is removed, see `stance.data.mix.SAME_TARGET`; test = that target's SemEval test rows). Prints one row per variant.

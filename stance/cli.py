@@ -21,7 +21,7 @@ SPLIT_ORDER = ("train", "validation", "test")
 
 
 def _load_corpus(name: str, root: str | None) -> dict:
-    """A corpus's DatasetDict from its data config (`stance/conf/data/<name>.yaml`), labels mapped as in training."""
+    """A corpus's DatasetDict from its data config (`conf/data/<name>.yaml`), labels mapped as in training."""
     from stance.config import load_data
     from stance.data.corpora import CORPORA
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from hydra.errors import InstantiationException
@@ -12,8 +11,8 @@ from omegaconf import DictConfig, OmegaConf
 from stance.data.schema import DataError
 from stance.features.encoders import ModelLoadError
 
-# The configs ship inside the package, so a wheel (not only an editable install) can run experiments.
-CONF = Path(__file__).resolve().parent / "conf"
+# The top-level `conf/`, installed as the package `stance.conf` (pyproject's package-dir), so a wheel carries it too.
+CONF_MODULE = "stance.conf"
 
 
 def build(node: DictConfig) -> Any:
@@ -28,17 +27,17 @@ def build(node: DictConfig) -> Any:
 
 def compose_config(*overrides: str) -> DictConfig:
     """The experiment config `python -m stance.train OVERRIDES...` would run, composed in-process."""
-    from hydra import compose, initialize_config_dir
+    from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
     if GlobalHydra.instance().is_initialized():  # inside a Hydra job (e.g. a reader that combines corpora)
         return compose(config_name="config", overrides=list(overrides))
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+    with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides))
 
 
 def load_data(name: str, *overrides: str) -> Any:
-    """A corpus's DatasetDict from its data config (`stance/conf/data/<name>.yaml`), labels mapped as in training."""
+    """A corpus's DatasetDict from its data config (`conf/data/<name>.yaml`), labels mapped as in training."""
     return build(compose_config(f"data={name}", *overrides).data)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 SWEEPER_KEYS = ("mlflow_parent_run_id", "optuna_trial_number")
 
 
-@hydra.main(config_path="conf", config_name="config", version_base="1.3")
+@hydra.main(config_path="pkg://stance.conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     """Hydra entry point; returns the objective so a sweeper can optimise it."""
     from hydra.core.hydra_config import HydraConfig
@@ -49,5 +50,23 @@ def main(cfg: DictConfig) -> float:
     return metrics.get(cfg.objective, metrics.get("validation/macro_f1", float("nan")))
 
 
+def with_own_configs(argv: list[str], cwd: Path) -> list[str]:
+    """`argv` plus `--config-dir conf` when the working folder has a `conf/` of its own (not the package's configs).
+
+    A researcher's `conf/classifier/rf.yaml` beside their data is then found as `classifier=rf`; the package's configs
+    still come first, and an explicit `--config-dir` or `hydra.searchpath` is left alone.
+    """
+    import stance.conf
+
+    own = cwd / "conf"
+    packaged = Path(stance.conf.__file__).resolve().parent
+    explicit = any(a in ("-cd", "--config-dir") or a.startswith(("--config-dir=", "hydra.searchpath")) for a in argv)
+    if explicit or not own.is_dir() or own.resolve() == packaged:
+        return argv
+    print(f"also reading configs from {own} (your own conf/)", file=sys.stderr)
+    return ["--config-dir", str(own), *argv]
+
+
 if __name__ == "__main__":
+    sys.argv[1:] = with_own_configs(sys.argv[1:], Path.cwd())
     main()

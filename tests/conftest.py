@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-CONF = Path(__file__).resolve().parents[1] / "stance" / "conf"
+CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,7 @@ from tests.conftest import CONF
 
 @functools.cache
 def load(name: str, *overrides: str) -> dict[str, pd.DataFrame]:
-    """A corpus as training builds it (its stance/conf/data config), as one frame per split; cached across tests."""
+    """A corpus as training builds it (its conf/data config), as one frame per split; cached across tests."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="config", overrides=[f"data={name}", *overrides])
     return {split: to_frame(ds) for split, ds in instantiate(cfg.data).items()}

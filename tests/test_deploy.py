@@ -36,6 +36,10 @@ data:
 mlflow:
   experiment: mine
 """
+USER_CLASSIFIER = """_target_: sklearn.ensemble.RandomForestClassifier
+n_estimators: 20
+random_state: 0
+"""
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: int = 900) -> str:
@@ -78,15 +82,22 @@ def test_wheel_runs_an_experiment_from_any_folder_with_user_configs(installed, t
     assert where.startswith(str(installed)), where
     out = run([python, "-m", "stance.train", "--config-dir", "my_conf", "experiment=mine"], work, env)
     assert "MLflow run id:" in out and "test/f_avg=" in out
-    # The same folder through Hydra's search path.
-    search = "hydra.searchpath=[file://my_conf]"  # relative to the working directory, as README writes it
-    out = run([python, "-m", "stance.train", search, "experiment=mine", "mlflow.experiment=again"], work, env)
-    assert "MLflow run id:" in out
+    # A `conf/` in the working folder is read without being named: a classifier the package does not have.
+    (work / "conf/classifier").mkdir(parents=True)
+    (work / "conf/classifier/rf.yaml").write_text(USER_CLASSIFIER)
+    done = subprocess.run(
+        [python, "-m", "stance.train", "experiment=mine", "classifier=rf", "mlflow.experiment=again"],
+        cwd=work, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"also reading configs from {work / 'conf'}" in done.stderr and "MLflow run id:" in done.stdout
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{work}/mlflow.db")  # the user's experiment config was applied
-    assert client.get_experiment_by_name("mine") and client.get_experiment_by_name("again")
-    assert not (REPO / "stance/conf/experiment/mine.yaml").exists()
+    client = MlflowClient(tracking_uri=f"sqlite:///{work}/mlflow.db")  # the user's configs were applied
+    assert client.get_experiment_by_name("mine")
+    again = client.search_runs([client.get_experiment_by_name("again").experiment_id])[0]
+    assert again.data.params["classifier._target_"] == "sklearn.ensemble.RandomForestClassifier"
+    assert not (REPO / "conf/experiment/mine.yaml").exists()
     assert "predict" in run([str(installed / "bin/stance"), "--help"], work, env)
     # The model that the installed package logged carries a wheel built from the installed files.
     wheels = list((work / "mlruns").rglob("stance-*-py3-none-any.whl"))

@@ -922,7 +922,7 @@ def _clean_ag_news(text: pd.Series) -> pd.Series:
 
 # --- registry -------------------------------------------------------------------------------------------------------
 
-# Every corpus by its config name (stance/conf/data/<name>.yaml), with its task, for `stance data list`.
+# Every corpus by its config name (conf/data/<name>.yaml), with its task, for `stance data list`.
 CORPORA: dict[str, dict] = {
     "semeval2016_task6": {"reader": semeval2016_task6, "task": "stance"},
     "tweeteval_stance": {"reader": tweeteval_stance, "task": "stance"},

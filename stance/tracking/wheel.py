@@ -28,6 +28,18 @@ def package_dir() -> Path:
     return Path(stance.__file__).resolve().parent
 
 
+def package_folders() -> dict[str, Path]:
+    """Each folder that goes into the wheel, by its path inside it: `stance/`, and `stance/conf/` wherever it lives.
+
+    In a checkout or an editable install the configs sit in the top-level `conf/` (mapped to `stance.conf`); in an
+    installed wheel they are already inside `stance/`.
+    """
+    import stance.conf
+
+    conf = Path(stance.conf.__file__).resolve().parent
+    return {PACKAGE: package_dir(), f"{PACKAGE}/conf": conf}
+
+
 def _pyproject() -> dict | None:
     """The checkout's `[project]` table when `stance` runs from a source tree, else None."""
     path = package_dir().parent / "pyproject.toml"
@@ -84,13 +96,13 @@ def _record_line(name: str, data: bytes) -> str:
 def build_wheel(folder: Path) -> Path:
     """Write the running package as `stance-<version>-py3-none-any.whl` into `folder`; returns its path."""
     version, metadata, entry_points = distribution_files()
-    root = package_dir()
     files: dict[str, bytes] = {}
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root)
-        if path.is_dir() or _SKIP_DIRS & set(relative.parts) or path.suffix in _SKIP_SUFFIXES:
-            continue
-        files[f"{PACKAGE}/{relative.as_posix()}"] = path.read_bytes()
+    for prefix, root in package_folders().items():
+        for path in sorted(root.rglob("*")):
+            relative = path.relative_to(root)
+            if path.is_dir() or _SKIP_DIRS & set(relative.parts) or path.suffix in _SKIP_SUFFIXES:
+                continue
+            files[f"{prefix}/{relative.as_posix()}"] = path.read_bytes()
     info = f"{PACKAGE}-{version}.dist-info"
     files[f"{info}/METADATA"] = metadata.encode()
     files[f"{info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: stance\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
