@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export STANCE_DATA ?= $(abspath ../shared/data)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: install install-browser install-java run test lint clean
+.PHONY: install install-browser install-java run test bench lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,13 @@ test: install install-browser install-java
 	$(BIN)/ruff check stance tests
 	# PostgreSQL for the tracking-server test (Debian's package, started by .ci/postgres; skipped locally if that fails).
 	STANCE_TEST_POSTGRES="$${STANCE_TEST_POSTGRES:-$$(bash .ci/postgres || true)}" $(BIN)/python -m pytest
+
+# Full-size reproductions (about half an hour on two cores, more from an empty cache): the speed and memory benchmarks
+# of experiments/BENCHMARKS.md (parts a-d), then semeval_best (the mpnet stacking) on all of SemEval-2016 A, checked
+# against its test figures in experiments/RESULTS.md. Every named experiment: bash experiments/run_all.sh (hours).
+bench: install
+	$(BIN)/python experiments/bench/run.py
+	$(BIN)/python experiments/bench/reproduce.py semeval_best
 
 lint: install
 	$(BIN)/ruff check stance tests

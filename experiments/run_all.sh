@@ -23,32 +23,32 @@ train() {  # one run; prints its run id or FAILED
 
 for section in ${sections[*]}; do
   case "$section" in
-    default)  # "The default experiment"
+    default)  # "SemEval-2016 Task 6 A" / "The default experiment"
       train ;;
-    selection)  # "SemEval-2016 A: model selection": the candidates, without logged models
+    selection)  # "Model selection with frozen MiniLM": the candidates, without logged models
       sel=(mlflow.experiment=selection mlflow.log_model=false)
       train -m classifier=logreg,svm tune_class_weights=false,true "${sel[@]}"
       train -m features=identity classifier=voting,stacking tune_class_weights=false,true "${sel[@]}"
       train -m features=tfidf classifier=svm,logreg "${sel[@]}"
       train -m features.target_mode=interact,none classifier.class_weight=balanced "${sel[@]}" ;;
-    named)  # "Named experiments" and the fine-tuned ones (semeval_cross_encoder, semeval_ensemble, clef_claims, ...)
+    named)  # "Every named experiment, one run each" and the fine-tuned ones (semeval_cross_encoder, semeval_ensemble, clef_claims, ...)
       for name in $(ls conf/experiment | sed 's/\.yaml$//' | grep -v _tune); do
         train experiment="$name"
       done
       .venv/bin/stance results --tracking-uri "$uri" ;;
-    corpora)  # "New stance corpora: frozen default vs TF-IDF SVM"
+    corpora)  # "Other stance corpora" / "New corpora of issue 13: frozen default vs TF-IDF SVM"
       for name in covid19_stance ibm_argkp2021 pstance ibm_argq_30k; do
         train data="$name"
         train data="$name" features=tfidf classifier=svm
       done ;;
-    claims)  # "Claims in context": the validation grid, then the article ROC-AUC of the registered claim model
+    claims)  # "Claims" / "Issue 16: claims in context": the validation grid, then the article ROC-AUC of the registered claim model
       $py experiments/clef_claims_search.py --test
       $py experiments/article_claims.py models:/claim-checkworthy@default ;;
     topics)  # "Topics"
       $py experiments/topic_check.py ;;
-    article)  # "Article analysis": the default models on the example article
+    article)  # "The example article": the default models on the example article
       $py experiments/article_analysis.py ;;
-    zero_shot)  # "Fine-tuning and zero-shot stance": VAST and leave-one-target-out SemEval per variant
+    zero_shot)  # "Zero-shot stance": VAST and leave-one-target-out SemEval per variant
       $py experiments/zero_shot.py ;;
     *) echo "unknown section $section" >&2; exit 2 ;;
   esac

@@ -1,5 +1,6 @@
 """stance: stance, topic and claim classification experiments with embeddings, scikit-learn, Hydra and MLflow."""
 
+import functools
 import os
 from typing import Any
 
@@ -9,9 +10,23 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 # A light module (its heavy imports happen on call). The function lives in `stance.analysis.analyze`, so no module
 # of this package is named like it and `stance.analyze` is always the function.
-from stance.analysis.analyze import analyze
+from stance.analysis import analyze as _analysis
 
 __all__ = ["analyze", "load_model"]
+
+
+@functools.wraps(_analysis.analyze)
+def analyze(*args: Any, **kwargs: Any) -> Any:
+    # `stance.analysis.analyze.analyze`, training a default model the store lacks: the analysis layer does not import
+    # training (stance.experiment sits above it), so the package's top hands it the trainer.
+    kwargs.setdefault("train", _train_default)
+    return _analysis.analyze(*args, **kwargs)
+
+
+def _train_default(kind: str, tracking_uri: str, limit: int | None = None) -> str:
+    from stance.experiment import train_default  # Hydra and the training code: only when a model must be trained
+
+    return train_default(kind, tracking_uri, limit)
 
 
 def load_model(uri: str, allow_pickle: bool = False) -> Any:
@@ -19,6 +34,6 @@ def load_model(uri: str, allow_pickle: bool = False) -> Any:
 
     No code from the model runs: a pickled pipeline is refused unless `allow_pickle=True` (only for models you trust).
     """
-    from stance.tracking.model_io import load_model as _load
+    from stance.artifact.load import load_model as _load
 
     return _load(uri, allow_pickle=allow_pickle)

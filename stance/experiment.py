@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import resource
 import time
@@ -10,11 +11,15 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from stance.config import build, check_loadable
+from stance.analysis.analyze import DEFAULT_ALIAS, DEFAULT_MODELS
+from stance.config import build, check_loadable, compose_config
 from stance.data.schema import DataError, Report, reader_report, to_frame, validate
 from stance.data.tasks import Task
 from stance.evaluation.metrics import F_AVG_CLASSES, Evaluation, evaluate, f_avg, macro_f1
 from stance.models.estimators import PriorAdjusted, build_model, tune_class_weights
+from stance.models.walk import ModelParts, model_parts
+from stance.tracking.redact import redact_overrides
+from stance.tracking.sweep import parent_run_id
 
 EVAL_SPLITS = ("validation", "test")
 log = logging.getLogger(__name__)
@@ -31,6 +36,11 @@ class Result:
     report: Report
     task: Task
     run_id: str | None = None
+
+    @functools.cached_property
+    def parts(self) -> ModelParts:
+        """The fitted model's parts, found in one walk, for everything that logs it."""
+        return model_parts(self.model)
 
 
 def train(cfg: DictConfig) -> Result:
@@ -86,11 +96,11 @@ def _adjust_priors(model: Any, frames: dict[str, Any]) -> PriorAdjusted:
 
 def run_experiment(cfg: DictConfig, overrides: list[str] | None = None, tags: dict[str, str] | None = None) -> Result:
     """`train(cfg)` inside an MLflow run that records config, data, metrics, tables, figures and the model."""
+    # Here, not at the top: they import MLflow (seconds), which `python -m stance.train --help` need not wait for.
     import mlflow
 
-    from stance.tracking.redact import redact_overrides
-    from stance.tracking.runs import flatten, git_commit, log_result, mlflow_run
-    from stance.tracking.sweep import parent_run_id
+    from stance.artifact.save import log_trained
+    from stance.tracking.runs import flatten, git_commit, log_result, mlflow_run, register
 
     check_loadable(cfg)
     overrides = redact_overrides(overrides or [])  # shown in the run's name and tags
@@ -106,9 +116,29 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None, tags: di
         result = train(cfg)
         result.run_id = run.info.run_id
         log_result(result, cfg, peak_rss_mb=_peak_rss_mb())
+        if cfg.mlflow.log_model:
+            uri = log_trained(result.model, result.frames["train"], result.task, result.parts)
+            if cfg.mlflow.get("register"):
+                register(uri, cfg.mlflow.register, cfg.mlflow.get("alias") or "latest")
         mlflow.log_metric("time/total_seconds", time.perf_counter() - start)
     return result
 
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def train_default(kind: str, tracking_uri: str, limit: int | None = None) -> str:
+    """Run the named experiment of a default model of `stance.analyze` into `tracking_uri`, registering it; its run id.
+
+    `stance.analyze` calls it for a default model its store lacks; `limit` rows per split make a quick one (tests).
+    """
+    name, experiment = DEFAULT_MODELS[kind]
+    overrides = [
+        f"experiment={experiment}", f"mlflow.tracking_uri={tracking_uri}", f"mlflow.register={name}",
+        f"mlflow.alias={DEFAULT_ALIAS}", *([f"data.limit={limit}"] if limit else []),
+    ]  # fmt: skip
+    cfg = compose_config(*overrides)
+    if "show_progress" in cfg.features:  # a single embedder; combined feature sets set it per block
+        cfg.features.show_progress = False
+    return run_experiment(cfg, overrides).run_id

@@ -9,10 +9,13 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+import stance.conf
 from stance.config import ConfigError
 from stance.data.schema import DataError
 from stance.experiment import run_experiment
-from stance.features.encoders import ModelLoadError
+from stance.features.pretrained import ModelLoadError
+from stance.tracking.redact import redact_text
+from stance.tracking.sweep import SWEEP_TAG
 
 log = logging.getLogger(__name__)
 # Overrides the Optuna sweeper adds to each trial for bookkeeping; they are not part of the experiment.
@@ -24,9 +27,6 @@ def main(cfg: DictConfig) -> float:
     """Hydra entry point; returns the objective so a sweeper can optimise it."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
-
-    from stance.tracking.redact import redact_text
-    from stance.tracking.sweep import SWEEP_TAG
 
     hydra_cfg = HydraConfig.get()
     overrides = [o for o in hydra_cfg.overrides.task if not o.lstrip("+").startswith(SWEEPER_KEYS)]
@@ -56,8 +56,6 @@ def with_own_configs(argv: list[str], cwd: Path) -> list[str]:
     A researcher's `conf/classifier/rf.yaml` beside their data is then found as `classifier=rf`; the package's configs
     still come first, and an explicit `--config-dir` or `hydra.searchpath` is left alone.
     """
-    import stance.conf
-
     own = cwd / "conf"
     packaged = Path(stance.conf.__file__).resolve().parent
     explicit = any(a in ("-cd", "--config-dir") or a.startswith(("--config-dir=", "hydra.searchpath")) for a in argv)

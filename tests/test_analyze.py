@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 import stance
-from stance.analysis.analyze import DEFAULT_MODELS, default_model, render, train_default
+from stance.analysis.analyze import DEFAULT_MODELS, default_model, render
 from stance.data.schema import STANCE_LABELS
-from stance.experiment import run_experiment
+from stance.experiment import run_experiment, train_default
 
 FIXTURE = Path(__file__).parent / "fixtures" / "news_security_guarantees.json"
 TARGET = "NATO expansion to the east"

@@ -16,8 +16,10 @@ import pandas as pd
 import pytest
 
 from stance.features import encoders as features
+from stance.features import pretrained
 from stance.features.cache import DB_NAME, EmbeddingCache, open_cache, text_key
-from stance.features.encoders import SentenceEmbedder, load_encoder
+from stance.features.encoders import SentenceEmbedder
+from stance.features.pretrained import load_encoder
 
 TEXTS = [
     "Climate change is the greatest threat we face.",
@@ -40,7 +42,7 @@ def _embedder(tmp_path, **params) -> SentenceEmbedder:
 
 
 def _fresh(texts: list[str], normalize: bool = True) -> np.ndarray:
-    return load_encoder(features.DEFAULT_MODEL).encode(texts, normalize_embeddings=normalize, convert_to_numpy=True)
+    return load_encoder(pretrained.DEFAULT_MODEL).encode(texts, normalize_embeddings=normalize, convert_to_numpy=True)
 
 
 def test_cache_hit_returns_the_fresh_vectors(tmp_path):
@@ -129,7 +131,7 @@ def test_damaged_database_file_is_set_aside_and_rebuilt(tmp_path):
 
 
 def test_different_models_and_settings_never_share_entries(tmp_path):
-    minilm_folder = str(features.resolve_model_path(features.DEFAULT_MODEL))
+    minilm_folder = str(pretrained.resolve_model_path(pretrained.DEFAULT_MODEL))
     variants = [
         _embedder(tmp_path),
         _embedder(tmp_path, normalize=False),
@@ -141,10 +143,10 @@ def test_different_models_and_settings_never_share_entries(tmp_path):
     vectors = [v.encode(TEXTS[:2]) for v in variants]
     assert not np.allclose(vectors[0], vectors[2])  # a prompt changes the vector, so it must change the key
     info = {row["model"]: row["entries"] for row in EmbeddingCache(tmp_path).info()}
-    assert info[features.model_identity(features.DEFAULT_MODEL)] == 6
-    assert info[features.model_identity(minilm_folder)] == 2
-    assert EmbeddingCache(tmp_path).clear(features.DEFAULT_MODEL) == 6
-    assert {row["model"] for row in EmbeddingCache(tmp_path).info()} == {features.model_identity(minilm_folder)}
+    assert info[pretrained.model_identity(pretrained.DEFAULT_MODEL)] == 6
+    assert info[pretrained.model_identity(minilm_folder)] == 2
+    assert EmbeddingCache(tmp_path).clear(pretrained.DEFAULT_MODEL) == 6
+    assert {row["model"] for row in EmbeddingCache(tmp_path).info()} == {pretrained.model_identity(minilm_folder)}
 
 
 def test_cli_info_and_clear(tmp_path):
@@ -172,9 +174,9 @@ def test_the_memo_is_bounded_and_encode_still_returns_every_vector(tmp_path, mon
 PREDICT = """
 import logging, sys
 import pandas as pd
-from stance.tracking import model_io
+from stance.artifact.load import load_pipeline
 logging.basicConfig(level=logging.INFO, format="%(message)s")
-model = model_io.load_pipeline(sys.argv[1])
+model = load_pipeline(sys.argv[1])
 frame = pd.DataFrame({"text": sys.argv[2:], "target": "Atheism"})
 print(",".join(model.predict(frame)), ",".join(model.predict(frame.iloc[::-1])[::-1]))  # encode is called twice
 """
@@ -196,8 +198,8 @@ def read_only(folder) -> list[str]:
 def test_a_read_only_cache_folder_does_not_make_prediction_fail(tmp_path, monkeypatch, filled):
     from sklearn.linear_model import LogisticRegression
 
+    from stance.artifact.save import dump_pipeline
     from stance.models.estimators import build_model
-    from stance.tracking import model_io
 
     cache = tmp_path / "cache"
     cache.mkdir()
@@ -206,7 +208,7 @@ def test_a_read_only_cache_folder_does_not_make_prediction_fail(tmp_path, monkey
     labels = ["FAVOR", "AGAINST"] * 3
     model = build_model(SentenceEmbedder(show_progress=False), LogisticRegression()).fit(frame, labels)
     open_cache(None).close()  # as at the end of training: the database file is complete, its WAL folded in
-    path = model_io.dump_pipeline(model, tmp_path)
+    path = dump_pipeline(model, tmp_path)
     before = sorted(p.name for p in cache.iterdir())
     env = {**os.environ, "STANCE_CACHE": str(cache)}
     command = [*read_only(cache), sys.executable, "-c", PREDICT, str(path), *TEXTS]

@@ -68,8 +68,8 @@ def test_a_classifier_whose_model_could_not_be_loaded_is_refused_before_any_work
 def test_every_shipped_classifier_gives_a_loadable_model(make_cfg, name):
     from omegaconf import OmegaConf
 
+    from stance.artifact.trust import TRUSTED_MODULES
     from stance.config import _targets, check_loadable
-    from stance.tracking.model_io import TRUSTED_MODULES
 
     cfg = make_cfg(f"classifier={name}", "features=tfidf_minilm")
     targets = list(_targets(OmegaConf.to_container(cfg.classifier, resolve=True)))

@@ -9,7 +9,8 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from stance.cli import app
-from stance.evaluation.compare import ComparisonError, compare_runs, mcnemar, repredict, run_predictions
+from stance.comparison import compare_runs, repredict, run_predictions
+from stance.evaluation.compare import ComparisonError, mcnemar
 from stance.experiment import run_experiment
 from tests.conftest import CONF
 

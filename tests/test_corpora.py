@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import shutil
 from collections import Counter
@@ -10,20 +11,16 @@ from collections import Counter
 import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
+from hydra.utils import get_method, instantiate
 
-from stance.data.corpora import (
-    CORPORA,
-    clef2019_checkthat_task1,
-    fnc1,
-    ibm_argkp2021,
-    ibm_argq_30k,
-    ibm_claim_stance,
-    newsmtsc,
-    pstance,
-    tweeteval_stance,
-    vast_devtest,
-)
+from stance.data.corpora.clef import clef2019_checkthat_task1
+from stance.data.corpora.fnc import fnc1
+from stance.data.corpora.ibm import ibm_argkp2021, ibm_argq_30k, ibm_claim_stance
+from stance.data.corpora.newsmtsc import newsmtsc
+from stance.data.corpora.pstance import pstance
+from stance.data.corpora.semeval import tweeteval_stance
+from stance.data.corpora.vast import vast_devtest
+from stance.data.registry import CORPUS_KEY, corpora
 from stance.data.schema import DataError, reader_report, to_frame, validate
 from stance.evaluation.official import fnc_score
 from tests.conftest import CONF
@@ -54,14 +51,23 @@ def sizes(frames: dict[str, pd.DataFrame]) -> dict[str, int]:
     return {split: len(frame) for split, frame in frames.items()}
 
 
-def test_registry_matches_configs():
-    # Other data configs (user files, the Hub) are not corpora under the data root.
-    corpus_configs = {p.stem for p in (CONF / "data").glob("*.yaml") if "stance.data.corpora." in p.read_text()}
-    assert set(CORPORA) == corpus_configs
-    assert all(
-        f"_target_: stance.data.corpora.{name}\n" in (CONF / "data" / f"{name}.yaml").read_text() for name in CORPORA
-    )
-    assert {entry["task"] for entry in CORPORA.values()} == {"stance", "topic", "claim", "sentiment"}
+# The data configs that are not one corpus under the data root: own files, a Hub dataset, a mix of corpora.
+NOT_CORPORA = {"files", "hub", "stance_mix"}
+
+
+def test_every_corpus_config_declares_a_reader_that_takes_its_keys():
+    assert set(corpora()) == {p.stem for p in (CONF / "data").glob("*.yaml")} - NOT_CORPORA
+    assert {c.task for c in corpora().values()} == {"stance", "topic", "claim", "sentiment"}
+    for name, corpus in corpora().items():
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            node = compose(config_name="config", overrides=[f"data={name}"]).data
+        assert corpus.target in (None, node._target_)  # None: the reader of the config it extends (e.g. files)
+        read = get_method(node._target_)
+        # `instantiate` passes every key, the `corpus` node too: the reader must take them all (none left to a
+        # default by mistake), without reading anything here.
+        keys = {key: node[key] for key in node if key != "_target_"}
+        inspect.signature(read).bind(**{k: v for k, v in keys.items() if k != CORPUS_KEY})
+        assert CORPUS_KEY in keys and hasattr(read, "__wrapped__")  # @reader: takes the `corpus` node, ignores it
 
 
 def test_tweeteval_per_target_counts_and_mapping(data_root):

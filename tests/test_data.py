@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stance.data.corpora import semeval2016_task6
+from stance.data.corpora.semeval import semeval2016_task6
 from stance.data.schema import DataError, to_frame
 
 SEMEVAL_FILES = [

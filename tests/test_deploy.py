@@ -85,10 +85,12 @@ def test_wheel_runs_an_experiment_from_any_folder_with_user_configs(installed, t
     # A `conf/` in the working folder is read without being named: a classifier the package does not have.
     (work / "conf/classifier").mkdir(parents=True)
     (work / "conf/classifier/rf.yaml").write_text(USER_CLASSIFIER)
+    (work / "conf/experiment").mkdir()
+    (work / "conf/experiment/mine.yaml").write_text(USER_EXPERIMENT)
     done = subprocess.run(
         [python, "-m", "stance.train", "experiment=mine", "classifier=rf", "mlflow.experiment=again"],
         cwd=work, env=env, capture_output=True, text=True, timeout=900,
-    )
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"also reading configs from {work / 'conf'}" in done.stderr and "MLflow run id:" in done.stdout
     from mlflow.tracking import MlflowClient
@@ -238,7 +240,7 @@ def spark_session(tmp_path: Path, monkeypatch) -> object:
 
 def statements_10k(data_root: Path) -> pd.DataFrame:
     """10,000 distinct (statement, target) pairs: 2,000 SemEval tweets, each toward five targets."""
-    from stance.data.corpora import semeval2016_task6
+    from stance.data.corpora.semeval import semeval2016_task6
     from stance.data.schema import to_frame
 
     data = semeval2016_task6(root=str(data_root))

@@ -24,10 +24,11 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 import stance
+from stance.artifact import load, save, trust
 from stance.experiment import run_experiment
 from stance.features import encoders as features
 from stance.features.cache import DB_NAME
-from stance.tracking import model_io, redact
+from stance.tracking import redact
 from stance.tracking.server import check_tracking_uri, retry_busy
 
 SLICE = ["per_target=false", "bootstrap=0", "features.show_progress=false", "mlflow.log_model=false"]
@@ -156,7 +157,7 @@ def test_a_crashed_sweep_ends_its_parent_failed(tmp_path):
 
 @pytest.mark.slow
 def test_two_sweeps_at_once_on_one_cache_and_store_lose_nothing(tmp_path):
-    from stance.data.corpora import semeval2016_task6
+    from stance.data.corpora.semeval import semeval2016_task6
     from stance.data.schema import to_frame
 
     store, cache = f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "cache"
@@ -263,7 +264,7 @@ def tfidf_model():
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from stance.data.corpora import semeval2016_task6
+    from stance.data.corpora.semeval import semeval2016_task6
     from stance.data.schema import to_frame
     from stance.models.estimators import build_model
     from tests.conftest import CONF
@@ -294,19 +295,19 @@ print(json.dumps(out))
 
 @pytest.mark.slow
 def test_model_loads_in_fresh_process_and_names_version_differences(tfidf_model, tmp_path):
-    from stance.tracking.model_io import requirements
+    from stance.artifact.save import requirements
 
     model, test = tfidf_model
     store = f"sqlite:///{tmp_path}/mlflow.db"
     mlflow.set_tracking_uri(store)
     mlflow.set_experiment("portability")  # not the active experiment of an earlier test's store
-    current = {"stance_version": model_io.stance_version()}
+    current = {"stance_version": save.stance_version()}
     old = {"stance_version": "0.0.1"}
     old_requirements = ["scikit-learn==1.0.2", *[r for r in requirements() if not r.startswith("scikit-learn")]]
     with mlflow.start_run():
         uris = {
-            "current": model_io.log_model(model, test.head(3), current, requirements(), task={}),
-            "old": model_io.log_model(model, test.head(3), old, old_requirements, task={}),
+            "current": save.log_model(model, test.head(3), current, requirements(), task={}),
+            "old": save.log_model(model, test.head(3), old, old_requirements, task={}),
         }
     args = [store, json.dumps(test.to_dict(orient="list")), uris["current"], uris["old"]]
     done = subprocess.run([sys.executable, "-c", LOAD_IN_FRESH_PROCESS, *args], capture_output=True, text=True)
@@ -336,7 +337,7 @@ def test_pipelines_round_trip_through_skops(features_name, classifier, per_targe
     from hydra.utils import instantiate
     from sklearn.frozen import FrozenEstimator
 
-    from stance.data.corpora import semeval2016_task6
+    from stance.data.corpora.semeval import semeval2016_task6
     from stance.data.schema import to_frame
     from stance.models.estimators import PriorAdjusted, build_model
     from tests.conftest import CONF
@@ -350,37 +351,37 @@ def test_pipelines_round_trip_through_skops(features_name, classifier, per_targe
     model.fit(train, train["label"])
     if prior_adjusted:
         model = PriorAdjusted(FrozenEstimator(model), {"FAVOR": 1.3}).fit(train, train["label"])
-    path = model_io.dump_pipeline(model, tmp_path)
+    path = save.dump_pipeline(model, tmp_path)
     assert path.suffix == ".skops"
-    loaded = model_io.load_pipeline(path)
+    loaded = load.load_pipeline(path)
     np.testing.assert_array_equal(loaded.predict_proba(test), model.predict_proba(test))
 
 
 def test_pipeline_with_a_foreign_type_is_not_loaded(tmp_path):
     from sklearn.preprocessing import FunctionTransformer
 
-    path = model_io.dump_pipeline(FunctionTransformer(func=os.getcwd), tmp_path)
-    with pytest.raises(model_io.UntrustedModelError, match="posix.getcwd"):
-        model_io.load_pipeline(path)
+    path = save.dump_pipeline(FunctionTransformer(func=os.getcwd), tmp_path)
+    with pytest.raises(trust.UntrustedModelError, match="posix.getcwd"):
+        load.load_pipeline(path)
 
 
 @pytest.mark.slow
 def test_huge_vocabulary_stays_in_skops_and_loads_without_pickle(tmp_path):
     import time
 
-    from stance.data.corpora import semeval2016_task6
+    from stance.data.corpora.semeval import semeval2016_task6
     from stance.data.schema import to_frame
     from stance.features.encoders import tfidf
 
     train = to_frame(semeval2016_task6()["train"])
     model = tfidf().fit(train)
-    assert model_io.vocabulary_size(model) > model_io.SKOPS_MAX_TERMS
+    assert save.vocabulary_size(model) > save.SKOPS_MAX_TERMS
     start = time.perf_counter()
-    path = model_io.dump_pipeline(model, tmp_path)
+    path = save.dump_pipeline(model, tmp_path)
     assert path.suffix == ".skops" and time.perf_counter() - start < 60  # plain skops took minutes
-    loaded = model_io.load_pipeline(path)
+    loaded = load.load_pipeline(path)
     assert (loaded.transform(train.head(50)) != model.transform(train.head(50))).nnz == 0
-    assert model_io.vocabulary_size(loaded) == model_io.vocabulary_size(model)
+    assert save.vocabulary_size(loaded) == save.vocabulary_size(model)
     assert type(model.transformers_[0][1]).__module__.startswith("sklearn")  # the caller's model is left as it was
 
 
@@ -410,7 +411,7 @@ def test_a_model_pointing_at_a_pickle_is_refused_and_runs_nothing(tmp_path):
 
     marker = tmp_path / "code-ran"
     folder = crafted_model(tmp_path / "model", "pipeline.joblib", pickle.dumps(RunsCode(marker)))
-    with pytest.raises(model_io.UntrustedModelError, match=r"pipeline.joblib is a pickle .*allow_pickle=True"):
+    with pytest.raises(trust.UntrustedModelError, match=r"pipeline.joblib is a pickle .*allow_pickle=True"):
         stance.load_model(str(folder))
     assert not marker.exists()
     stance.load_model(str(folder), allow_pickle=True)  # the caller's explicit choice: the file's code runs
@@ -421,7 +422,7 @@ def test_a_skops_file_naming_a_function_of_a_trusted_module_is_refused(tmp_path)
     """skops calls what a ConstructorFromReduceNode names; `stance.config.instantiate` would run `os.mkdir`."""
     import zipfile
 
-    skops_io = model_io._import_skops()
+    skops_io = trust.import_skops()
     marker = tmp_path / "code-ran"
     skops_io.dump(({"_target_": "os.mkdir", "path": str(marker)},), tmp_path / "args.skops")
     with zipfile.ZipFile(tmp_path / "args.skops") as archive:
@@ -432,14 +433,14 @@ def test_a_skops_file_naming_a_function_of_a_trusted_module_is_refused(tmp_path)
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("schema.json", json.dumps({**call, "content": arguments, "__id__": 1, **header}))
     folder = crafted_model(tmp_path / "model", "pipeline.skops", buffer.read_bytes())
-    with pytest.raises(model_io.UntrustedModelError, match="not classes of .*: stance.config.instantiate"):
+    with pytest.raises(trust.UntrustedModelError, match="not classes of .*: stance.config.instantiate"):
         stance.load_model(str(folder))
     assert not marker.exists()
 
 
 def test_a_model_pointing_outside_its_folder_is_refused(tmp_path):
     folder = crafted_model(tmp_path / "model", "../elsewhere.skops", b"")
-    with pytest.raises(model_io.UntrustedModelError, match="points outside the model folder"):
+    with pytest.raises(trust.UntrustedModelError, match="points outside the model folder"):
         stance.load_model(str(folder))
 
 
@@ -605,9 +606,9 @@ def test_saving_and_loading_a_pipeline_does_not_import_torch(tmp_path):
     script = f"""
 import pathlib, sys
 from sklearn.linear_model import LogisticRegression
-from stance.tracking import model_io
-path = model_io.dump_pipeline(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), pathlib.Path({str(tmp_path)!r}))
-assert model_io.load_pipeline(path).predict([[1.0]])[0] == 1
+from stance.artifact import load, save
+path = save.dump_pipeline(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), pathlib.Path({str(tmp_path)!r}))
+assert load.load_pipeline(path).predict([[1.0]])[0] == 1
 assert "torch" not in sys.modules, "skops pulled in torch"
 """
     subprocess.run([sys.executable, "-c", script], check=True)
@@ -628,3 +629,32 @@ def test_mlflow_telemetry_is_off_unless_the_user_asks_for_it() -> None:
     env["MLFLOW_DISABLE_TELEMETRY"] = "false"
     asked = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert asked.stdout.split() == ["false"]
+
+
+# A model logged by commit b60c79b, before `stance.artifact` existed: MiniLM features and a logistic regression per
+# target, trained on a few dozen made-up rows (`data=files`). Its skops file names `stance.features.encoders` and
+# `stance.models.per_target` classes; its code file runs `from stance.tracking.pyfunc import StanceModel`. The wheel it
+# was logged with (160 kB of this package's source) is left out: neither loader reads it.
+LEGACY_MODEL = Path(__file__).parent / "fixtures" / "legacy_model_b60c79b"
+LEGACY_INPUT = {
+    "text": [
+        "Painted cycle lanes on every road would save lives.",
+        "Tear out the bike lane, it kills parking.",
+        "The bakery near the station sells rye bread.",
+        "A four-day week made our team far happier.",
+        "Shops would lose sales on a four-day week.",
+        "The canteen serves soup on Mondays.",
+    ],
+    "target": ["bike lanes"] * 3 + ["four-day week"] * 3,
+}
+# What b60c79b's own `stance.load_model` and `mlflow.pyfunc.load_model` predicted for LEGACY_INPUT.
+LEGACY_LABELS = ["FAVOR", "AGAINST", "NONE", "FAVOR", "AGAINST", "NONE"]
+
+
+@pytest.mark.slow
+def test_a_model_logged_before_the_artifact_package_loads_both_ways():
+    import mlflow.pyfunc
+
+    frame = pd.DataFrame(LEGACY_INPUT)
+    assert list(stance.load_model(str(LEGACY_MODEL)).predict(frame)) == LEGACY_LABELS
+    assert mlflow.pyfunc.load_model(str(LEGACY_MODEL)).predict(frame)["label"].tolist() == LEGACY_LABELS

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from hydra.utils import instantiate
 
-from stance.features import encoders as features
-from stance.features.encoders import ModelLoadError, SentenceEmbedder, model_identity, prepare_model, resolve_model_path
+from stance.features.encoders import SentenceEmbedder
+from stance.features.pretrained import SPLIT_MODELS, ModelLoadError, model_identity, prepare_model, resolve_model_path
 
 FRAME = pd.DataFrame(
     {
@@ -23,7 +23,7 @@ FRAME = pd.DataFrame(
         "label": ["FAVOR", "FAVOR", "FAVOR", "NONE", "AGAINST", "NONE"] * 2,
     }
 )
-MPNET_PARTS = features.SPLIT_MODELS["sentence-transformers/all-mpnet-base-v2"][0]
+MPNET_PARTS = SPLIT_MODELS["sentence-transformers/all-mpnet-base-v2"][0]
 
 
 def _installed(dist: str) -> bool:
@@ -135,7 +135,7 @@ def test_bfloat16_vectors_are_close_to_float32_and_cached_apart(tmp_path):
 def test_logged_requirements_name_the_packages_holding_the_encoder():
     from sklearn.pipeline import make_pipeline
 
-    from stance.tracking.model_io import requirements
+    from stance.artifact.save import requirements
 
     mpnet = requirements(make_pipeline(SentenceEmbedder(model="mpnet")))
     assert [r.split("==")[0] for r in mpnet if r.startswith("all-mpnet")] == [d for d in MPNET_PARTS if _installed(d)]

@@ -22,7 +22,8 @@ from stance.config import load_data
 from stance.data.schema import to_frame
 from stance.experiment import run_experiment
 from stance.features import finetune
-from stance.features.encoders import DEFAULT_MODEL, ModelLoadError, SentenceEmbedder, resolve_model_path
+from stance.features.encoders import SentenceEmbedder
+from stance.features.pretrained import DEFAULT_MODEL, ModelLoadError, resolve_model_path
 from stance.models.cross_encoder import CrossEncoderClassifier, pairs_of
 
 pytestmark = pytest.mark.slow

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import pytest
 
-from stance.config import load_data
-from stance.data.mix import SAME_TARGET, stance_mix, unrelated_pairs
+from stance.config import build, compose_config, load_data
+from stance.data.mix import SAME_TARGET, unrelated_pairs
+from stance.data.mix import stance_mix as mix
 from stance.data.schema import DataError, to_frame
 
 CORPORA = ["semeval2016_task6", "perspectrum", "multitarget_stance_election2016"]
+
+
+def reader(name: str):
+    """A corpus's reader with its data config bound, as conf/data/stance_mix.yaml builds each."""
+    return build(compose_config(f"data={name}", "+data._partial_=true").data)
+
+
+def stance_mix(corpora: list[str], **kwargs):
+    """The mix of `corpora`, evaluated as conf/data/stance_mix.yaml does: on VAST, or SemEval's held-out target."""
+    readers = {name: reader(name) for name in corpora}
+    return mix(readers, evaluation=reader("vast_devtest"), held_out_corpus=reader("semeval2016_task6"), **kwargs)
 
 
 def test_held_out_target_is_absent_from_training_and_is_the_test(data_root):

@@ -8,7 +8,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
-from stance.data.corpora import semeval2016_task6
+from stance.data.corpora.semeval import semeval2016_task6
 from stance.data.schema import to_frame
 from stance.features.encoders import tfidf
 from stance.models.per_target import PerTarget
@@ -45,9 +45,8 @@ def test_an_encoder_under_per_target_models_embeds_every_rows_text_in_one_call(t
     """One encoder call over all targets' rows, not one per target: far fewer part-filled batches (BENCHMARKS.md)."""
     import logging
 
-    from stance.features.encoders import SentenceEmbedder
+    from stance.features.encoders import SentenceEmbedder, forget_vectors
     from stance.features.finetune import Contrastive
-    from stance.predict.batch import forget_vectors
 
     data = semeval2016_task6(limit=150)
     train, test = to_frame(data["train"]), to_frame(data["test"]).groupby("target").head(8).reset_index(drop=True)
@@ -73,7 +72,7 @@ def test_an_encoder_under_per_target_models_embeds_every_rows_text_in_one_call(t
 def test_undersampled_keeps_every_rare_row_and_a_seeded_draw_of_the_common_class():
     from sklearn.base import clone
 
-    from stance.data.corpora import clef2019_checkthat_task1
+    from stance.data.corpora.clef import clef2019_checkthat_task1
     from stance.features.context import LexicalSignals
     from stance.models.estimators import Undersampled
     from stance.models.walk import estimators
@@ -97,8 +96,9 @@ def test_a_model_file_naming_classes_by_their_old_module_paths_still_loads(tmp_p
     import sys
     import zipfile
 
+    from stance.artifact.load import load_pipeline
+    from stance.artifact.save import dump_pipeline
     from stance.features.context import LexicalSignals
-    from stance.tracking.model_io import dump_pipeline, load_pipeline
 
     train = to_frame(semeval2016_task6(limit=200)["train"])
     model = PerTarget(make_pipeline(LexicalSignals(), LogisticRegression()), min_samples=30).fit(train, train["label"])

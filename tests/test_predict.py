@@ -9,12 +9,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stance.data.corpora import semeval2016_task6
+from stance.artifact.load import load_model
+from stance.artifact.pyfunc import predict_frame
+from stance.data.corpora.semeval import semeval2016_task6
 from stance.data.schema import to_frame
 from stance.experiment import run_experiment
-from stance.predict.batch import Options, PredictError, predict_files
-from stance.tracking.model_io import load_model
-from stance.tracking.pyfunc import predict_frame
+from stance.predict.batch import predict_files
+from stance.predict.inputs import Options, PredictError
 
 # TF-IDF features: the file handling is what is tested here, so no encoder is loaded.
 FAST = ["features=tfidf", "per_target=false", "bootstrap=0", "data.limit=200"]

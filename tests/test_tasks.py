@@ -92,7 +92,7 @@ def test_task_names_missing_columns():
 
 
 def test_topic_discovery_is_deterministic(data_root):
-    from stance.data.corpora import ag_news_test
+    from stance.data.corpora.ag_news import ag_news_test
 
     texts = to_frame(ag_news_test(root=str(data_root), limit=300)["test"])["text"].tolist()
     first, table, _ = discover(texts, n_clusters=5, seed=7)

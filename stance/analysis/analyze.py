@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,8 @@ FORMATS = ("table", "csv", "jsonl")
 # kind -> (registered model name, the named experiment that trains and registers it as NAME@default).
 DEFAULT_MODELS = {"stance": ("stance-zero-shot", "zero_shot_stance"), "claim": ("claim-checkworthy", "clef_claims")}
 DEFAULT_ALIAS = "default"
+# Trains the default model of a kind into a store, registering it: (kind, tracking_uri, limit) -> run id.
+Trainer = Callable[[str, str, "int | None"], Any]
 # The default topic is the nearest of these by embedding similarity: no topic corpus fits diplomatic news.
 TOPICS = (
     "diplomacy and international relations",
@@ -55,11 +57,13 @@ def analyze(
     claim_model: Any = None,
     topic_model: Any = None,
     tracking_uri: str | None = None,
+    train: Trainer | None = None,
 ) -> Analysis:
     """Statements of `text` with speaker, claim score, topic, and stance (with probability) toward each target.
 
     A model is an MLflow URI or local path (see `stance.load_model`), a fitted pipeline, or None for the default:
-    the registered `models:/<name>@default` in `tracking_uri` (see `default_model`).
+    the registered `models:/<name>@default` in `tracking_uri` (see `default_model`), trained with `train` when the
+    store has none (`stance.analyze` trains it with `stance.experiment.train_default`).
     """
     import pandas as pd
 
@@ -78,10 +82,11 @@ def analyze(
         }
     )
     texts = frame["statement"].tolist()
-    frame["claim"] = claim_scores(_model(claim_model, "claim", tracking_uri), texts, frame["speaker"].tolist())
-    topic = None if topic_model is None else _model(topic_model, "topic", tracking_uri)
+    claim = _model(claim_model, "claim", tracking_uri, train)
+    frame["claim"] = claim_scores(claim, texts, frame["speaker"].tolist())
+    topic = None if topic_model is None else _model(topic_model, "topic", tracking_uri, train)
     frame["topic"] = topics(texts) if topic is None else topic.predict(pd.DataFrame({"text": texts, "target": ""}))
-    stance = _model(stance_model, "stance", tracking_uri)
+    stance = _model(stance_model, "stance", tracking_uri, train)
     for target in targets:
         proba = stance.predict_proba(pd.DataFrame({"text": texts, "target": target}))
         frame[f"stance: {target}"] = stance.classes_[proba.argmax(axis=1)]
@@ -192,17 +197,17 @@ def render(analysis: Analysis, output_format: str = "table", summary: bool = Fal
 # --- models ----------------------------------------------------------------------------------------------------------
 
 
-def _model(model: Any, kind: str, tracking_uri: str | None) -> Any:
+def _model(model: Any, kind: str, tracking_uri: str | None, train: Trainer | None = None) -> Any:
     """A fitted model from a URI or path, the object itself, or the default of its kind."""
     if model is None:
-        return default_model(kind, tracking_uri)
+        return default_model(kind, tracking_uri, train=train)
     if not isinstance(model, str | os.PathLike):
         return model
-    import stance
+    from stance.artifact.load import load_model  # imports MLflow: on use, not with `import stance`
 
     try:
         with _tracking(tracking_uri):
-            return stance.load_model(str(model))
+            return load_model(str(model))
     except Exception as err:  # MLflow raises many types for a bad URI; all mean the same to the user
         raise ValueError(f"Cannot load the {kind} model {str(model)!r}: {str(err).splitlines()[0][:300]}") from None
 
@@ -216,15 +221,19 @@ def default_registry() -> str:
     return f"sqlite:///{folder / 'mlflow.db'}"
 
 
-def default_model(kind: str, tracking_uri: str | None = None, limit: int | None = None) -> Any:
+def default_model(
+    kind: str, tracking_uri: str | None = None, limit: int | None = None, train: Trainer | None = None
+) -> Any:
     """The registered default model of `kind` (`models:/<name>@default` in `tracking_uri`), trained on first use.
 
-    Training runs the named experiment (`python -m stance.train experiment=<name>`) into the same store, which
-    registers the model; `limit` rows per split make a quick one (tests). Retrain by running that command.
+    Training is `train(kind, tracking_uri, limit)`, which runs the named experiment (`python -m stance.train
+    experiment=<name>`) into the same store, registering the model: `stance.experiment.train_default`, which
+    `stance.analyze` passes. Without `train`, a missing model is a `LookupError` naming that command; `limit` rows per
+    split make a quick one (tests). Retrain by running that command.
     """
     from mlflow.exceptions import MlflowException
 
-    import stance
+    from stance.artifact.load import load_model  # imports MLflow: on use, not with `import stance`
 
     if kind not in DEFAULT_MODELS:
         raise ValueError(f"No default {kind} model; give one as a URI.")
@@ -232,16 +241,21 @@ def default_model(kind: str, tracking_uri: str | None = None, limit: int | None 
     uri = tracking_uri or default_registry()
     with _tracking(uri):
         try:
-            return stance.load_model(f"models:/{name}@{DEFAULT_ALIAS}")
+            return load_model(f"models:/{name}@{DEFAULT_ALIAS}")
         except MlflowException as err:
             if err.error_code != "RESOURCE_DOES_NOT_EXIST":
                 raise
+        if train is None:
+            raise LookupError(
+                f"No model {name}@{DEFAULT_ALIAS} in {uri}. Train it with `python -m stance.train "
+                f"experiment={experiment} mlflow.tracking_uri={uri}`, or call stance.analyze, which trains it once."
+            )
         log.warning(
             "No model %s@%s in %s: training it once with `python -m stance.train experiment=%s "
             "mlflow.tracking_uri=%s`.", name, DEFAULT_ALIAS, uri, experiment, uri,
         )  # fmt: skip
-        train_default(kind, uri, limit)
-        return stance.load_model(f"models:/{name}@{DEFAULT_ALIAS}")
+        train(kind, uri, limit)
+        return load_model(f"models:/{name}@{DEFAULT_ALIAS}")
 
 
 @contextlib.contextmanager
@@ -258,19 +272,3 @@ def _tracking(uri: str | None) -> Iterator[None]:
         yield
     finally:
         mlflow.set_tracking_uri(previous)
-
-
-def train_default(kind: str, tracking_uri: str, limit: int | None = None) -> str:
-    """Run the named experiment of a default model into `tracking_uri`, registering it; returns the run id."""
-    from stance.config import compose_config
-    from stance.experiment import run_experiment
-
-    name, experiment = DEFAULT_MODELS[kind]
-    overrides = [
-        f"experiment={experiment}", f"mlflow.tracking_uri={tracking_uri}", f"mlflow.register={name}",
-        f"mlflow.alias={DEFAULT_ALIAS}", *([f"data.limit={limit}"] if limit else []),
-    ]  # fmt: skip
-    cfg = compose_config(*overrides)
-    if "show_progress" in cfg.features:  # a single embedder; combined feature sets set it per block
-        cfg.features.show_progress = False
-    return run_experiment(cfg, overrides).run_id

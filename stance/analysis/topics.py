@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stance.features.encoders import DEFAULT_MODEL, SentenceEmbedder
+from stance.features.encoders import SentenceEmbedder
+from stance.features.pretrained import DEFAULT_MODEL
 
 
 def ctfidf_keywords(texts: list[str], clusters: np.ndarray, top: int = 8) -> dict[int, list[str]]:

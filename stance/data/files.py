@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 from datasets import DatasetDict
 
+from stance.data.registry import reader
 from stance.data.schema import STANCE_LABELS, DataError, carve_validation, decoding_error, finish
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ def read_file(path: str | Path, fmt: str | None = None, encoding: str | None = N
         raise DataError(f"{path}: cannot parse as {fmt.upper()} ({err}). Check the separator and quoting.") from None
 
 
+@reader
 def files(
     paths: Mapping[str, str] | str,
     columns: Mapping[str, str] | None = None,
@@ -254,6 +256,7 @@ def _to_schema(
     return frame.reset_index(drop=True)
 
 
+@reader
 def hub(
     path: str,
     name: str | None = None,

@@ -4,7 +4,7 @@ NONE, validated on VAST dev and tested on VAST test (never trained on), or on on
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -23,34 +23,42 @@ SAME_TARGET = {
     "Hillary Clinton": r"hillary|clinton",
     "Legalization of Abortion": r"abortion",
 }
-HELD_OUT_CORPUS = "semeval2016_task6"
+# A corpus reader with its data config bound: called with `limit` (or nothing), it returns the corpus.
+Reader = Callable[..., DatasetDict]
 
 
 def stance_mix(
-    corpora: Sequence[str],
+    corpora: Mapping[str, Reader],
+    evaluation: Reader,
+    held_out_corpus: Reader,
     unrelated: float = 0.3,
     per_corpus: int | None = None,
     held_out: str | None = None,
-    evaluation: str = "vast_devtest",
     seed: int = 13,
     limit: int | None = None,
 ) -> DatasetDict:
     """Train: the train + validation rows of `corpora` (at most `per_corpus` each), deduplicated, plus unrelated pairs.
 
-    unrelated: share of texts added again with another row's target and the label NONE (a text about something else
-    takes no stance). held_out: a SemEval-2016 target; every training row about it (`SAME_TARGET`) is removed and
-    test is that target's SemEval test rows (leave-one-target-out). Otherwise validation and test are `evaluation`'s.
+    Each corpus comes as its reader, by name, with its data config bound (`_partial_` nodes of
+    conf/data/stance_mix.yaml); the mix calls it with `limit` only. unrelated: share of texts added again with another
+    row's target and the label NONE (a text about something else takes no stance). held_out: a SemEval-2016 target;
+    every training row about it (`SAME_TARGET`) is removed and test is that target's rows in `held_out_corpus`'s test
+    split (leave-one-target-out). Otherwise validation and test are `evaluation`'s.
     """
-    from stance.config import load_data
-
     if held_out is not None and held_out not in SAME_TARGET:
         raise DataError(f"data.held_out={held_out!r} is not a SemEval-2016 A target; choose from {list(SAME_TARGET)}.")
     if "vast_devtest" in corpora:
         raise DataError("data.corpora lists vast_devtest: VAST is for evaluation only; remove it from the mix.")
+    for name, read in {**corpora, "evaluation": evaluation, "held_out_corpus": held_out_corpus}.items():
+        if not callable(read):
+            raise DataError(
+                f"data: {name} is not a reader but {type(read).__name__}; give its node `_partial_: true` in "
+                "conf/data/stance_mix.yaml, so that the mix reads it with its own row limit."
+            )
     rows = limit and limit * 4  # a quick run still gets a few rows from every corpus
     frames = []
-    for name in corpora:
-        splits = {s: to_frame(d) for s, d in load_data(name, *_limit(rows)).items() if s != "test"}
+    for name, read in corpora.items():
+        splits = {s: to_frame(d) for s, d in read(**_limit(rows)).items() if s != "test"}
         frame = pd.concat(list(splits.values()), ignore_index=True)[["text", "target", "label"]].assign(corpus=name)
         if per_corpus and len(frame) > per_corpus:
             frame = frame.sample(per_corpus, random_state=seed)
@@ -63,7 +71,7 @@ def stance_mix(
     train = train.drop_duplicates(["text", "target"]).reset_index(drop=True)
     if before > len(train):
         log.warning("stance mix: %d duplicate (text, target) rows across corpora kept once", before - len(train))
-    splits = _evaluation(evaluation, held_out, limit)
+    splits = _evaluation(evaluation, held_out_corpus, held_out, limit)
     if held_out is not None:
         about = train["target"].str.contains(SAME_TARGET[held_out], case=False, regex=True)
         log.warning("stance mix: held out %r: %d training rows about it removed", held_out, int(about.sum()))
@@ -72,18 +80,18 @@ def stance_mix(
     return finish({"train": train.drop(columns="corpus"), **splits}, STANCE_LABELS, limit=limit, seed=seed)
 
 
-def _limit(rows: int | None) -> list[str]:
-    return [f"data.limit={rows}"] if rows else []
+def _limit(rows: int | None) -> dict[str, int]:
+    return {"limit": rows} if rows else {}
 
 
-def _evaluation(evaluation: str, held_out: str | None, limit: int | None) -> dict[str, pd.DataFrame]:
-    from stance.config import load_data
-
+def _evaluation(
+    evaluation: Reader, held_out_corpus: Reader, held_out: str | None, limit: int | None
+) -> dict[str, pd.DataFrame]:
     columns = ["text", "target", "label"]
-    splits = {s: to_frame(d)[columns] for s, d in load_data(evaluation, *_limit(limit)).items()}
+    splits = {s: to_frame(d)[columns] for s, d in evaluation(**_limit(limit)).items()}
     if held_out is None:
         return splits
-    test = to_frame(load_data(HELD_OUT_CORPUS)["test"])
+    test = to_frame(held_out_corpus()["test"])
     return {"validation": splits["validation"], "test": test.loc[test["target"] == held_out, columns]}
 
 

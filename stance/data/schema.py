@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -70,6 +71,34 @@ def decoding_error(path: Path, err: UnicodeDecodeError, encoding: str, fix: str 
     return DataError(f"{where} {fix}".rstrip())
 
 
+def read_text(path: Path, encoding: str = "utf-8") -> str:
+    """A whole file as text, with the same clear error as `read_table` on a wrong encoding."""
+    try:
+        return path.read_text(encoding=encoding)
+    except UnicodeDecodeError as err:
+        raise decoding_error(path, err, encoding) from None
+
+
+def read_lines(path: Path) -> list[str]:
+    """A UTF-8 file's lines, split on \\n only (str.splitlines would also split on rare Unicode breaks in tweets)."""
+    return read_text(path).removesuffix("\n").split("\n")
+
+
+def parse_json(text: str, path: Path, line: int | None = None) -> object:
+    """Parse JSON text from `path` (one JSONL line if `line` is given), naming file, line and column on error."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}, line {line or err.lineno}, column {err.colno}: invalid JSON ({err.msg}).") from None
+
+
+def require_fields(records: pd.DataFrame, columns: Sequence[str], path: Path) -> None:
+    """Raise if JSON records lack a field, naming the file and the fields present."""
+    missing = [c for c in columns if c not in records.columns]
+    if missing:
+        raise DataError(f"{path}: missing field(s) {missing}; the records have {list(records.columns)}.")
+
+
 def _location(frame: pd.DataFrame, index: int, path: Path, first_row: int, key: str | None) -> str:
     """Row `index` of a file: its line, or (JSON records have no useful line number) the value of column `key`."""
     return f"{path}, {key} {frame[key].iloc[index]}" if key else f"{path}, line {index + first_row}"
@@ -103,6 +132,17 @@ def check_texts(frame: pd.DataFrame, path: Path, first_row: int = 2, key: str | 
         row = "record" if key else "row"
         raise DataError(
             f"{_location(frame, index, path, first_row, key)}: empty text. Remove the {row} or fill in its text."
+        )
+
+
+def check_constant(frame: pd.DataFrame, column: str, expected: str, path: Path) -> None:
+    """Raise if a column that names the file's split or target holds anything else, naming file, line and value."""
+    bad = frame[column] != expected
+    if bad.any():
+        index = int(bad.to_numpy().nonzero()[0][0])
+        raise DataError(
+            f"{path}, line {index + 2}, column '{column}': {frame[column].iloc[index]!r}, but every row of this file "
+            f"must be {expected!r}. The file is misnamed or its rows are mixed up; restore it from its source."
         )
 
 
@@ -144,6 +184,15 @@ def carve_validation(train: pd.DataFrame, size: float, seed: int) -> tuple[pd.Da
     return fit, val
 
 
+def carve_groups(train: pd.DataFrame, size: float, seed: int, by: str = "group") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split off a validation set of whole groups (column `by`); `size` is the fraction of groups."""
+    from sklearn.model_selection import GroupShuffleSplit
+
+    splitter = GroupShuffleSplit(n_splits=1, test_size=size, random_state=seed)
+    fit, val = next(splitter.split(train, groups=train[by]))
+    return train.iloc[fit], train.iloc[val]
+
+
 def subsample(frame: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame:
     """A reproducible random slice of at most `limit` rows (for quick runs and tests)."""
     if limit is None or len(frame) <= limit:
@@ -173,6 +222,28 @@ def finish(
             )
         out[name] = subsample(split, limit, seed)
     return to_dataset_dict(out, labels)
+
+
+def finish_corpus(
+    splits: dict[str, pd.DataFrame],
+    raw: Sequence[str],
+    labels: Sequence[str] | None,
+    label_map: Mapping | None,
+    limit: int | None,
+    seed: int,
+    report: Report | None = None,
+) -> DatasetDict:
+    """`finish` with the config's labels and map; without them a corpus keeps its own label names (`raw`).
+
+    `report` (rows the reader dropped) becomes the DatasetDict's `report`, which training adds to its data report.
+    """
+    # Hydra passes DictConfig/ListConfig, and YAML keys such as 0 arrive as ints: make both plain strings.
+    mapping = {str(key): str(value) for key, value in (label_map or {}).items()}
+    names = [str(x) for x in labels] if labels is not None else list(dict.fromkeys(mapping.get(x, x) for x in raw))
+    data = finish(splits, names, mapping, limit, seed)
+    if report is not None:
+        data.report = report
+    return data
 
 
 def to_frame(split: Dataset) -> pd.DataFrame:

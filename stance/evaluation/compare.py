@@ -1,19 +1,15 @@
-"""Compare two MLflow runs on the same test set: paired bootstrap CI and p-value, and McNemar's exact test."""
+"""Compare two runs' predictions on the same test set: paired bootstrap CI and p-value, and McNemar's exact test."""
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
 from stance.evaluation.metrics import F_AVG_CLASSES, code_scorer
 
-PREDICTIONS = "predictions_test.parquet"
 KEYS = ["text", "target", "label"]
 NAMES = {"f_avg": "F_avg", "macro_f1": "macro-F1"}
 
@@ -59,58 +55,35 @@ class Comparison:
         )
 
 
-def compare_runs(
-    run_a: str, run_b: str, tracking_uri: str | None = None, n_resamples: int = 5000, seed: int = 0
+def compare_predictions(
+    a: pd.DataFrame,
+    b: pd.DataFrame,
+    run_a: str = "A",
+    run_b: str = "B",
+    name_a: str = "",
+    name_b: str = "",
+    n_resamples: int = 5000,
+    seed: int = 0,
 ) -> Comparison:
-    """Compare two runs' test predictions row by row: B - A in F_avg (macro-F1 without FAVOR/AGAINST)."""
-    client = MlflowClient(tracking_uri=tracking_uri)
-    name_a, name_b = (_run_name(run, client) for run in (run_a, run_b))
-    first, second = aligned(run_predictions(run_a, client), run_predictions(run_b, client), run_a, run_b)
+    """B - A in test F_avg (macro-F1 without FAVOR/AGAINST) over two runs' predictions, row by row, with both tests.
+
+    a, b: each run's test rows (`text`, `target`, `label`, `predicted`); `stance.comparison.compare_runs` fetches
+    them from MLflow.
+    """
+    first, second = aligned(a, b, run_a, run_b)
     columns = [first["label"], first["predicted"], second["predicted"]]
     names, codes = np.unique(np.concatenate(columns), return_inverse=True)
     gold, pred_a, pred_b = codes.reshape(3, -1)
     metric = "f_avg" if set(F_AVG_CLASSES) <= set(first["label"]) else "macro_f1"
     score = code_scorer(names, metric)
-    a, b = float(score(gold, pred_a)), float(score(gold, pred_b))
+    a_score, b_score = float(score(gold, pred_a)), float(score(gold, pred_b))
     low, high, p_bootstrap = _paired_bootstrap(gold, pred_a, pred_b, score, n_resamples, seed)
     only_a, only_b, p_mcnemar = mcnemar(gold == pred_a, gold == pred_b)
     return Comparison(
-        run_a, run_b, name_a, name_b, metric, n=len(gold), a=a, b=b, diff=b - a, ci_low=low, ci_high=high,
-        p_bootstrap=p_bootstrap, n_resamples=n_resamples, only_a_correct=only_a, only_b_correct=only_b,
-        p_mcnemar=p_mcnemar,
+        run_a, run_b, name_a, name_b, metric, n=len(gold), a=a_score, b=b_score, diff=b_score - a_score, ci_low=low,
+        ci_high=high, p_bootstrap=p_bootstrap, n_resamples=n_resamples, only_a_correct=only_a,
+        only_b_correct=only_b, p_mcnemar=p_mcnemar,
     )  # fmt: skip
-
-
-def run_predictions(run_id: str, client: MlflowClient) -> pd.DataFrame:
-    """A run's per-row test predictions: its `predictions_test.parquet` artifact, else its model re-predicting."""
-    if PREDICTIONS not in {a.path for a in client.list_artifacts(run_id)}:
-        return repredict(run_id, client)
-    with tempfile.TemporaryDirectory() as tmp:
-        return pd.read_parquet(_download(run_id, PREDICTIONS, client, tmp))
-
-
-def repredict(run_id: str, client: MlflowClient) -> pd.DataFrame:
-    """The test split rebuilt from the run's logged config, with the run's logged model's predictions."""
-    from omegaconf import OmegaConf
-
-    import stance
-    from stance.config import build
-    from stance.data.schema import to_frame, validate
-
-    with tempfile.TemporaryDirectory() as tmp:  # the model loads into memory; its encoder loads by name
-        try:
-            cfg = OmegaConf.load(_download(run_id, "config.yaml", client, tmp))
-            model = stance.load_model(_download(run_id, "model", client, tmp))
-        except MlflowException:
-            raise ComparisonError(
-                f"Run {run_id} has no {PREDICTIONS}, and no config.yaml and model to re-predict with."
-            ) from None
-    data = build(cfg.data)
-    if "test" not in data:
-        raise ComparisonError(f"Run {run_id}'s data has no test split (splits: {list(data)}).")
-    # The same checks as in training, so rows dropped then are dropped now.
-    frames, _ = validate({split: to_frame(ds) for split, ds in data.items()}, **cfg.data_checks)
-    return frames["test"].assign(predicted=model.predict(frames["test"]))
 
 
 def aligned(a: pd.DataFrame, b: pd.DataFrame, run_a: str, run_b: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -131,25 +104,6 @@ def mcnemar(right_a: np.ndarray, right_b: np.ndarray) -> tuple[int, int, float]:
 
     only_a, only_b = int((right_a & ~right_b).sum()), int((right_b & ~right_a).sum())
     return only_a, only_b, float(binomtest(only_b, only_a + only_b).pvalue) if only_a + only_b else 1.0
-
-
-def _download(run_id: str, path: str, client: MlflowClient, folder: str) -> str:
-    """A run's artifact or logged model (`runs:/` resolves both) downloaded into `folder`."""
-    import mlflow
-
-    return mlflow.artifacts.download_artifacts(
-        f"runs:/{run_id}/{path}", dst_path=folder, tracking_uri=client.tracking_uri
-    )
-
-
-def _run_name(run_id: str, client: MlflowClient) -> str:
-    """The run's name; a clear error when the store has no such run."""
-    try:
-        return client.get_run(run_id).info.run_name
-    except MlflowException:
-        from stance.tracking.redact import redact_text
-
-        raise ComparisonError(f"No run {run_id!r} in the MLflow store {redact_text(client.tracking_uri)}.") from None
 
 
 def _paired_bootstrap(

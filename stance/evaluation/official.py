@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-FNC_LABELS = ("agree", "disagree", "discuss", "unrelated")
+from stance.data.corpora.fnc import FNC_LABELS
+
 FNC_RELATED = ("agree", "disagree", "discuss")
 
 

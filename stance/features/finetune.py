@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from stance.features.cache import cache_dir as default_cache_dir
+from stance.features.pretrained import ModelLoadError
 
 PRECISIONS = ("auto", "float32", "bfloat16")
 COMPLETE = ".stance-complete"
@@ -162,8 +163,6 @@ def loss_logger(name: str) -> Any:
 
 def base_model_error(name: str, purpose: str, err: Exception) -> Exception:
     """One clear error for a base model that cannot be loaded (offline Hub names most often)."""
-    from stance.features.encoders import ModelLoadError
-
     return ModelLoadError(
         f"Cannot load base model {name!r} {purpose}: {type(err).__name__}: {str(err).splitlines()[0][:200]}. "
         "Offline, give a local folder or a packaged model (e.g. minilm)."

@@ -13,7 +13,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from stance.features import finetune
-from stance.features.encoders import DEFAULT_MODEL, ModelLoadError, model_identity, resolve_model_path
+from stance.features.pretrained import DEFAULT_MODEL, ModelLoadError, model_identity, resolve_model_path
+from stance.models.walk import model_parts
 
 log = logging.getLogger(__name__)
 
@@ -193,9 +194,7 @@ def pairs_of(X: Any) -> list[list[str]]:
 
 def fine_tuned_parts(model: Any) -> list[Any]:
     """The estimators inside `model` that carry fine-tuned weights (`weights_key_`, `weights_path_`)."""
-    from stance.models.walk import estimators
-
-    return [part for part in estimators(model) if hasattr(part, "weights_key_")]
+    return model_parts(model).fine_tuned
 
 
 def attach_weights(model: Any, folders: dict[str, os.PathLike | str]) -> Any:

@@ -1,47 +1,11 @@
-"""The logged model as MLflow pyfunc: a frame of statements in, labels, scores and class probabilities out."""
+"""An alias kept for logged models: `StanceModel` now lives in `stance.artifact.pyfunc`.
 
-from __future__ import annotations
+Every model logged before `stance.artifact` existed carries its own copy of the MLflow code file, which runs
+`from stance.tracking.pyfunc import StanceModel` when `mlflow.pyfunc.load_model` (or `mlflow models serve`, or a
+Spark UDF) loads it. Without this module those models would no longer load as pyfunc. It is the one import from
+`tracking` up into `artifact`, allowed by name in tests/test_layout.py; remove it when no such model is in use.
+"""
 
-from typing import Any
+from stance.artifact.pyfunc import StanceModel
 
-import mlflow.pyfunc
-import pandas as pd
-
-
-class StanceModel(mlflow.pyfunc.PythonModel):
-    """pyfunc wrapper: a frame of `text` (+ `target`) in, `label` and `proba_<class>` columns out."""
-
-    def load_context(self, context: Any) -> None:
-        """Load the fitted pipeline; its embedder loads the encoder by name on first use."""
-        from stance.models.cross_encoder import attach_weights
-        from stance.tracking.model_io import load_pipeline, weight_folders
-
-        # pyfunc loading already runs this model's own code file, so refusing its pickle would protect nothing;
-        # `stance.load_model` is the loader that runs no code from the model.
-        pipeline = load_pipeline(context.artifacts["pipeline"], allow_pickle=True)
-        self.pipeline = attach_weights(pipeline, weight_folders(context.artifacts))
-        self.task = dict(context.model_config or {})
-
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        """What the task means: a label and class probabilities, a claim score, or a set of topics."""
-        from stance.predict.batch import forget_vectors
-
-        try:
-            return predict_frame(self.pipeline, model_input, self.task)
-        finally:
-            forget_vectors()  # a server or Spark worker predicts for ever: keep vectors on disk, not in memory
-
-
-def predict_frame(model: Any, data: pd.DataFrame, task: dict[str, Any] | None = None) -> pd.DataFrame:
-    """Labels (or label sets joined by "|") and class probabilities as one frame; claims also get a `score`."""
-    task = task or {}
-    proba = model.predict_proba(data)
-    if task.get("multilabel"):
-        out = pd.DataFrame({"labels": ["|".join(map(str, labels)) for labels in model.predict(data)]})
-    else:
-        out = pd.DataFrame({"label": [str(c) for c in model.classes_[proba.argmax(axis=1)]]})
-    if task.get("positive_label") is not None:
-        out["score"] = proba[:, [str(c) for c in model.classes_].index(str(task["positive_label"]))]
-    for i, name in enumerate(model.classes_):
-        out[f"proba_{name}"] = proba[:, i]
-    return out
+__all__ = ["StanceModel"]

@@ -1,4 +1,7 @@
-"""MLflow runs: one per experiment, with params, tags, metrics, the dataset, tables, figures and the model."""
+"""MLflow runs: one per experiment, with params, tags, metrics, the dataset, tables and figures.
+
+The run's model is logged by `stance.artifact.save`.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 
-from stance.tracking.model_io import embedding_models, log_model, requirements, stance_version
+from stance.evaluation import figures
 from stance.tracking.redact import quiet_credentials, redact, redact_config, redact_text
 from stance.tracking.server import check_tracking_uri, set_experiment
 from stance.tracking.signals import sigterm_as_interrupt
@@ -71,14 +74,16 @@ def log_dataset(frames: dict[str, pd.DataFrame], name: str, source: str) -> str:
 
 
 def log_result(result: Any, cfg: Any, peak_rss_mb: float) -> None:
-    """Log metrics, timings, the dataset, the resolved config, tables, figures, a description and the model."""
-    from omegaconf import OmegaConf
+    """Log metrics, timings, the dataset, the resolved config, tables, figures and a description.
 
-    from stance.models.cross_encoder import fine_tuned_parts
+    The result's `parts` (`models.walk.model_parts` of its model) give the fine-tuned parts; the model itself is logged
+    by `stance.artifact.save.log_trained`.
+    """
+    from omegaconf import OmegaConf
 
     mlflow.log_metrics(result.evaluation.metrics)
     mlflow.log_metrics({f"time/{k}_seconds": v for k, v in result.seconds.items()} | {"peak_rss_mb": peak_rss_mb})
-    tuned = fine_tuned_parts(result.model)
+    tuned = result.parts.fine_tuned
     if tuned:  # a per-target model fine-tunes once per target: total time, and how many came from the cache
         mlflow.log_metrics(
             {
@@ -100,15 +105,6 @@ def log_result(result: Any, cfg: Any, peak_rss_mb: float) -> None:
         mlflow.log_figure(figure, name)
         figure.clf()
     mlflow.set_tag("mlflow.note.content", describe_run(result, cfg, data_name))
-    if cfg.mlflow.log_model:
-        train = result.frames["train"]
-        # Context columns travel with the example, so the pyfunc passes them on (as optional inputs).
-        context = [c for c in ("group", *getattr(result.task, "keep_columns", ())) if c in train.columns]
-        example = train[["text", "target", *context]].head(3).reset_index(drop=True)
-        metadata = {"embedding_models": embedding_models(result.model), "stance_version": stance_version()}
-        uri = log_model(result.model, example, metadata, requirements(result.model), result.task.describe())
-        if cfg.mlflow.get("register"):
-            register(uri, cfg.mlflow.register, cfg.mlflow.get("alias") or "latest")
 
 
 def _log_tables(evaluation: Any) -> None:
@@ -135,8 +131,6 @@ ERROR_COLUMNS = ["confidence", "label", "predicted", "target", "text", "id", "gr
 
 def _figures(evaluation: Any, task: Any, data_name: str) -> dict[str, Any]:
     """The run's figures by artifact name, as the task calls for."""
-    from stance.evaluation import figures
-
     out = {}
     for split, predictions in evaluation.predictions.items():
         if not task.multilabel:

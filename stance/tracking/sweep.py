@@ -10,6 +10,9 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from stance.tracking.redact import quiet_credentials, redact_config, redact_log_records, redact_overrides
+from stance.tracking.signals import interrupt_on_signals
+
 log = logging.getLogger(__name__)
 PARENT_ENV = "STANCE_PARENT_RUN_ID"
 SWEEP_TAG = "stance.sweep_dir"
@@ -24,8 +27,7 @@ def _client(config: DictConfig) -> tuple[Any, str]:
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from stance.tracking.redact import quiet_credentials
-    from stance.tracking.server import check_tracking_uri, set_experiment
+    from stance.tracking.server import check_tracking_uri, set_experiment  # MLflow: once a sweep starts
 
     check_tracking_uri(config.mlflow.tracking_uri)  # fail now, not after MLflow's minutes of retries
     quiet_credentials(config.mlflow.tracking_uri)
@@ -71,8 +73,6 @@ def redact_hydra_files(config: DictConfig) -> None:
 
     from omegaconf import OmegaConf
 
-    from stance.tracking.redact import redact_config
-
     files = []
     if config.hydra.output_subdir is not None:
         files += (Path(config.hydra.runtime.output_dir) / str(config.hydra.output_subdir)).glob("*.yaml")
@@ -100,14 +100,10 @@ class MlflowSweep(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Redact log messages from here on (MLflow logs run URLs)."""
-        from stance.tracking.redact import redact_log_records
-
         redact_log_records()
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Redact log messages (also in a launcher's worker process) and the files Hydra just saved for the job."""
-        from stance.tracking.redact import redact_log_records
-
         redact_log_records()
         redact_hydra_files(config)
 
@@ -115,9 +111,7 @@ class MlflowSweep(Callback):
         """Create the parent run, unless the sweeper makes its own (the MLflow Optuna sweeper does)."""
         import atexit
 
-        from stance.tracking.redact import redact_log_records, redact_overrides
         from stance.tracking.server import retry_busy
-        from stance.tracking.signals import interrupt_on_signals
 
         redact_log_records()  # before the launcher logs each job's overrides
         if "MLflowOptuna" in str(config.hydra.sweeper.get("_target_", "")):

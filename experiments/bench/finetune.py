@@ -1,6 +1,6 @@
 """Fine-tuning throughput: our cross-encoder path against a bare sentence-transformers `CrossEncoderTrainer` call.
 
-    python bench/finetune.py ours|bare [--rows 512] [--steps 32]
+    python experiments/bench/finetune.py ours|bare [--rows 512] [--steps 32]
 
 Both fine-tune MiniLM on the same first `rows` SemEval-2016 A training pairs (target, text) for `steps` steps, batch
 16, max length 128, bfloat16 autocast where the CPU has it, and print one JSON line: pairs/s over the whole call
@@ -61,8 +61,8 @@ def bare(train, steps: int) -> None:
         losses,
     )
 
-    from stance.features.encoders import DEFAULT_MODEL, resolve_model_path
     from stance.features.finetune import resolve_precision
+    from stance.features.pretrained import DEFAULT_MODEL, resolve_model_path
 
     classes, codes = np.unique(train["label"], return_inverse=True)
     model = CrossEncoder(resolve_model_path(DEFAULT_MODEL), num_labels=len(classes), max_length=MAX_LENGTH)

@@ -15,7 +15,7 @@ import tomllib
 import zipfile
 from pathlib import Path
 
-import stance
+import stance.conf
 
 PACKAGE = "stance"
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed zip timestamps: the same code gives the same bytes
@@ -24,8 +24,8 @@ _SKIP_SUFFIXES = {".pyc", ".pyo"}
 
 
 def package_dir() -> Path:
-    """The folder of the imported `stance` package."""
-    return Path(stance.__file__).resolve().parent
+    """The folder of the imported `stance` package (this module is in `stance/artifact/`)."""
+    return Path(__file__).resolve().parents[1]
 
 
 def package_folders() -> dict[str, Path]:
@@ -34,8 +34,6 @@ def package_folders() -> dict[str, Path]:
     In a checkout or an editable install the configs sit in the top-level `conf/` (mapped to `stance.conf`); in an
     installed wheel they are already inside `stance/`.
     """
-    import stance.conf
-
     conf = Path(stance.conf.__file__).resolve().parent
     return {PACKAGE: package_dir(), f"{PACKAGE}/conf": conf}
 

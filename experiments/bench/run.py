@@ -1,8 +1,11 @@
-"""Benchmarks of the embedding side, written to experiments/BENCHMARKS.md: `python bench/run.py [--repeats N]`.
+"""Benchmarks of the embedding side, written to experiments/BENCHMARKS.md.
+
+    python experiments/bench/run.py [--repeats N] [--only abcd]
 
 (a) our encoder vs plain SentenceTransformer.encode, (b) the default experiment with a cold then a warm cache,
 (c) a 6-job multirun over one encoder, (d) peak RSS of the default run and prediction throughput of a logged model.
-Each measurement that needs its own process runs as `python bench/run.py _<worker> ...`, which prints one JSON line.
+Each measurement that needs its own process runs as `python experiments/bench/run.py _<worker> ...`, which prints
+one JSON line.
 """
 
 from __future__ import annotations
@@ -19,10 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the repository (this file is experiments/bench/)
 OUT = ROOT / "experiments" / "BENCHMARKS.md"
-RESULTS = ROOT / "bench" / "results.json"
-NOTES = "<!-- notes: kept by bench/run.py -->"
+RESULTS = ROOT / "experiments" / "bench" / "results.json"
+NOTES = "<!-- notes: kept by experiments/bench/run.py -->"
 EMBEDDED = re.compile(r"Embedded \d+ texts with .*?: (\d+) from cache, (\d+) encoded, ([\d.]+) s")
 MULTIRUN = ["classifier=logreg,svm,ridge", "per_target=true,false"]
 PRECISIONS = ("float32", "bfloat16")
@@ -87,7 +90,7 @@ def run(cmd: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT) -> 
 
 
 def worker(name: str, *args: str) -> dict:
-    """Run `bench/run.py _<name> args` in a fresh process and return the JSON it prints."""
+    """Run `experiments/bench/run.py _<name> args` in a fresh process and return the JSON it prints."""
     _, rss, text = run([sys.executable, str(Path(__file__).resolve()), f"_{name}", *args])
     return json.loads(text.strip().splitlines()[-1]) | {"peak_rss_mb": rss}
 
@@ -177,14 +180,15 @@ def _encode_worker(repeats: str, work: str) -> None:
     """Same process, same 2,000 distinct SemEval tweets: plain encode vs ours (cold cache) in alternating order."""
     import numpy as np
 
-    from stance.data.corpora import semeval2016_task6
+    from stance.data.corpora.semeval import semeval2016_task6
     from stance.data.schema import to_frame
     from stance.features import encoders as features
+    from stance.features.pretrained import DEFAULT_MODEL, load_encoder
 
     data = semeval2016_task6()
     texts = sorted({t for split in data.values() for t in to_frame(split)["text"]})
     texts = [texts[i] for i in np.random.default_rng(0).permutation(len(texts))[:2000]]
-    encoder = features.load_encoder(features.DEFAULT_MODEL)
+    encoder = load_encoder(DEFAULT_MODEL)
     encoder.encode(texts[:128], batch_size=64)  # warm-up: first calls allocate and tune kernels
     plain, ours, warm = [], [], []
     for i in range(int(repeats)):
@@ -215,7 +219,8 @@ def _predict_worker(tracking_uri: str, model_uri: str) -> None:
     import pandas as pd
 
     import stance
-    from stance.data.corpora import multitarget_stance_election2016, perspectrum
+    from stance.data.corpora.multitarget import multitarget_stance_election2016
+    from stance.data.corpora.perspectrum import perspectrum
     from stance.data.schema import to_frame
 
     corpora = (multitarget_stance_election2016, perspectrum)
@@ -238,9 +243,10 @@ def report(info: dict[str, str], parts: dict[str, dict]) -> str:
     lines = [
         "# Benchmarks",
         "",
-        "Medians over repeated runs, written by `python bench/run.py` (all parts) or `--only <parts>` (which keeps the",
-        "other parts' last results from `bench/results.json`). Each part states the load average before and after",
-        "it; the benchmark's own processes account for about 1-2 on these 2 cores, more means other work was running.",
+        "Medians over repeated runs, written by `python experiments/bench/run.py` (all parts) or `--only <parts>`",
+        "(which keeps the other parts' last results from `experiments/bench/results.json`). Each part states the load",
+        "average before and after it; the benchmark's own processes account for about 1-2 on these 2 cores, more means",
+        "other work was running.",
         "",
         "| machine | |",
         "| --- | --- |",
@@ -340,7 +346,7 @@ def main() -> None:
     saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"parts": {}}
     parts = saved["parts"]
     steps = {"a": bench_encoder, "b": bench_cold_warm, "c": bench_multirun, "d": bench_predict}
-    command = " ".join(["python", "bench/run.py", *sys.argv[1:]])
+    command = " ".join(["python", "experiments/bench/run.py", *sys.argv[1:]])
     info = machine()
     with tempfile.TemporaryDirectory(prefix="stance-bench-") as work:
         for key in args.only:

