@@ -15,6 +15,7 @@ from stance.data.schema import DataError
 from stance.experiment import run_experiment
 from stance.features.pretrained import ModelLoadError
 from stance.tracking.redact import redact_text
+from stance.tracking.server import TrackingError
 from stance.tracking.sweep import SWEEP_TAG
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def main(cfg: DictConfig) -> float:
         if sweeping:  # the job's MLflow run is already FAILED; the sweep goes on (NaN tells a sweeper it failed)
             log.exception("job failed: %s", " ".join(overrides))
             return float("nan")
-        if isinstance(err, DataError | ModelLoadError | ConfigError):
+        if isinstance(err, DataError | ModelLoadError | ConfigError | TrackingError):
             print(f"error: {err}", file=sys.stderr)
             raise SystemExit(1) from None
         raise

@@ -1,14 +1,37 @@
-"""Shared fixtures: the real data root, Hydra configs composed in-process, a temporary MLflow store."""
+"""Shared fixtures: the real data root, Hydra configs composed in-process, a temporary MLflow store, and one quick
+default model trained once per session for every test that needs a logged model of the default experiment."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
-from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+from stance.config import CONF_MODULE, compose_config
+from tests.helpers import CONF
+
+__all__ = ["CONF", "DefaultRun", "compose"]
+
+
+def compose(*overrides: str, store: Path | str | None = None, hydra: bool = False) -> DictConfig:
+    """The config `python -m stance.train OVERRIDES...` would run (`stance.config.compose_config`).
+
+    `store`: a folder whose `mlflow.db` the run tracks into (an explicit `mlflow.tracking_uri=` override still wins).
+    `hydra`: with the `hydra` node (launcher, sweeper), which only a Hydra job or `return_hydra_config` composes.
+    """
+    if store is not None:
+        overrides = (f"mlflow.tracking_uri=sqlite:///{store}/mlflow.db", *overrides)
+    if not hydra:
+        return compose_config(*overrides)
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+
+    with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
 
 
 @pytest.fixture(scope="session")
@@ -22,9 +45,49 @@ def data_root() -> Path:
 def make_cfg(tmp_path):
     """Compose the real config with overrides, tracking into a temporary SQLite store."""
 
-    def _make(*overrides: str):
-        store = f"mlflow.tracking_uri=sqlite:///{tmp_path}/mlflow.db"
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            return compose(config_name="config", overrides=[store, *overrides])
+    def _make(*overrides: str) -> DictConfig:
+        return compose(*overrides, store=tmp_path)
 
     return _make
+
+
+@dataclass(frozen=True)
+class DefaultRun:
+    """A run of the default experiment, logged into its own store."""
+
+    result: Any  # stance.experiment.ExperimentResult: the fitted model, its frames and metrics
+    store: Path  # the folder holding mlflow.db (and mlruns/ beside it)
+    uri: str  # its tracking URI
+    registered: str  # the name its model is registered under, at the config's alias (champion)
+
+    @property
+    def run_id(self) -> str:
+        return self.result.run_id
+
+
+# The default experiment on a slice: what a quick logged default model needs, registered as README's examples use it.
+DEFAULT_RUN = ["data.limit=300", "features.show_progress=false", "mlflow.register=deployed"]
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory) -> DefaultRun:
+    """The default experiment (MiniLM, logistic regression per target, bootstrap intervals, logged model) on a 300-row
+    SemEval slice, registered as `deployed`: trained once for every test that needs a quick logged default model.
+
+    Tests may add runs of their own to its store (tests/evaluation/test_compare.py does), never change this one.
+    """
+    from stance.experiment import run_experiment
+
+    store = tmp_path_factory.mktemp("default-run")
+    cfg = compose(*DEFAULT_RUN, store=store)
+    result = run_experiment(cfg, DEFAULT_RUN)
+    return DefaultRun(result=result, store=store, uri=cfg.mlflow.tracking_uri, registered="deployed")
+
+
+@pytest.fixture(scope="session")
+def logged_model(default_run) -> Path:
+    """The `default_run`'s model as a local folder, fetched as models:/deployed@champion (README's examples)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(default_run.uri)
+    return Path(mlflow.artifacts.download_artifacts(f"models:/{default_run.registered}@champion"))

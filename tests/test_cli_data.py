@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from stance.cli import app
 from stance.data.registry import corpora
-from tests.conftest import CONF
+from tests.helpers import CONF
 
 runner = CliRunner()
 

@@ -8,19 +8,15 @@ from sklearn.base import BaseEstimator
 
 from stance.config import build
 from stance.data.schema import DataError
-from tests.conftest import CONF
+from tests.helpers import options
 
 
-def _options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
-
-
-@pytest.mark.parametrize("name", _options("features"))
+@pytest.mark.parametrize("name", options("features"))
 def test_features_compose_and_instantiate(make_cfg, name):
     assert isinstance(instantiate(make_cfg(f"features={name}").features), BaseEstimator)
 
 
-@pytest.mark.parametrize("name", _options("classifier"))
+@pytest.mark.parametrize("name", options("classifier"))
 def test_classifiers_compose_and_instantiate(make_cfg, name):
     classifier = instantiate(make_cfg(f"classifier={name}").classifier)
     assert hasattr(classifier, "fit") and hasattr(classifier, "predict_proba")
@@ -39,7 +35,7 @@ USER_VALUES = {
 }
 
 
-@pytest.mark.parametrize("name", _options("data"))
+@pytest.mark.parametrize("name", options("data"))
 def test_data_compose_and_instantiate(make_cfg, name, monkeypatch):
     cfg = make_cfg(f"data={name}", *USER_VALUES.get(name, ["data.limit=50"]))
     if name == "hub":
@@ -51,7 +47,7 @@ def test_data_compose_and_instantiate(make_cfg, name, monkeypatch):
     assert {"text", "target", "label"} <= set(data["test"].column_names)
 
 
-@pytest.mark.parametrize("name", _options("experiment"))
+@pytest.mark.parametrize("name", options("experiment"))
 def test_experiments_compose_and_instantiate(make_cfg, name):
     cfg = make_cfg(f"experiment={name}")
     assert cfg.mlflow.experiment

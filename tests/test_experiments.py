@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from stance.experiment import train
+from tests.conftest import compose
+from tests.helpers import REPO
 
-RESULTS = Path(__file__).resolve().parents[1] / "experiments" / "RESULTS.md"
+RESULTS = REPO / "experiments" / "RESULTS.md"
 
 
 def reported_test_f_avg(experiment: str) -> tuple[float, float, float]:
@@ -33,12 +34,7 @@ FITTED_ON_VALIDATION = ("tune_class_weights",)
 
 
 def test_the_optuna_search_keeps_its_objective_a_held_out_estimate():
-    from hydra import compose, initialize_config_dir
-
-    from tests.conftest import CONF
-
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["experiment=semeval_tune"], return_hydra_config=True)
+    cfg = compose("experiment=semeval_tune", hydra=True)
     searched = set(cfg.hydra.sweeper.optuna_config.params)
     assert cfg.objective.startswith("validation/") and searched
     assert not searched & set(FITTED_ON_VALIDATION) and cfg.tune_class_weights is False

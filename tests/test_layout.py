@@ -126,3 +126,20 @@ def test_pyproject_lists_every_package():
 def test_no_module_is_over_400_lines():
     long = {name: n for name, path in modules().items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
     assert long == {}, f"split these modules by job (at most {MAX_LINES} lines each)"
+
+
+def test_the_top_level_conf_is_the_one_copy_of_the_configs(tmp_path):
+    """The checkout's `conf/` is the package `stance.conf` (an edit shows without reinstalling); none in `stance/`."""
+    import subprocess
+    import sys
+
+    assert not (ROOT / "stance" / "conf").exists()
+    (ROOT / "conf" / "classifier" / "_layout_probe.yaml").write_text("_target_: sklearn.svm.LinearSVC\nC: 0.5\n")
+    try:  # a fresh process in another folder, as a user would run it after editing conf/
+        probe = (
+            "from stance.config import compose_config; print(compose_config('classifier=_layout_probe').classifier.C)"
+        )
+        done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    finally:
+        (ROOT / "conf" / "classifier" / "_layout_probe.yaml").unlink()
+    assert done.stdout.strip() == "0.5", done.stderr[-2000:]

@@ -15,30 +15,15 @@ from mlflow.tracking import MlflowClient
 
 import stance
 from stance.experiment import run_experiment
+from tests.helpers import NEW
 
 pytestmark = pytest.mark.slow
 
-NEW = pd.DataFrame(
-    {
-        "text": ["God is a fairy tale for grown ups.", "We must act on climate now!", "Hillary for president"],
-        "target": ["Atheism", "Climate Change is a Real Concern", "Hillary Clinton"],
-    }
-)
-
 
 @pytest.fixture(scope="module")
-def logged(tmp_path_factory):
-    from hydra import compose, initialize_config_dir
-
-    from tests.conftest import CONF
-
-    store = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{store}/mlflow.db"
-    overrides = ["data.limit=300", "features.show_progress=false"]
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"mlflow.tracking_uri={uri}", *overrides])
-    result = run_experiment(cfg, overrides)
-    return result, uri
+def logged(default_run):
+    """The default experiment on a 300-row slice (the session's `default_run`): its result and tracking URI."""
+    return default_run.result, default_run.uri
 
 
 def test_run_has_metrics_and_artifacts(logged):

@@ -7,7 +7,7 @@ IN and OUT are Parquet paths (local, HDFS, S3, DBFS: whatever the cluster reads)
 the model's columns (`label`, `proba_<class>`, `score` for claims, `labels` for multi-label topics) are added.
 Each executor loads the model once per Python worker; it needs the package and the embedding model installed (or
 `env_manager="virtualenv"`/`"uv"`, which builds them from the model's requirements.txt) and a local cache folder
-(`STANCE_CACHE`); README, "Using a trained model".
+(`STANCE_CACHE`); docs/models.md.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
         except requests.RequestException as err:
             raise TrackingError(
                 f"MLflow tracking server {shown} is unreachable ({type(err).__name__}): start it "
-                f"(mlflow server --host HOST --port PORT ...; README, 'Scaling out'). {fix}."
+                f"(mlflow server --host HOST --port PORT ...; docs/scaling.md). {fix}."
             ) from None
         if answer.status_code != 200 or answer.text.strip() != "OK":
             raise TrackingError(

@@ -1,11 +1,12 @@
-"""Team tracking: a real `mlflow server` on loopback (SQLite and PostgreSQL stores), and bad URIs failing fast."""
+"""Team tracking: a real `mlflow server` on loopback (SQLite and PostgreSQL stores), bad URIs failing fast, and a
+store locked by another writer retried rather than failed (`stance.tracking.server`)."""
 
 from __future__ import annotations
 
 import http.server
 import json
 import os
-import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -14,56 +15,15 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import requests
+from mlflow.tracking import MlflowClient
 
 from stance.experiment import run_experiment
-from stance.tracking.server import TrackingError
+from stance.tracking.server import TrackingError, check_tracking_uri, retry_busy
+from tests.helpers import NEW, start_server, stop
 
 POSTGRES_ENV = "STANCE_TEST_POSTGRES"
-NEW = pd.DataFrame(
-    {
-        "text": ["God is a fairy tale for grown ups.", "We must act on climate now!", "Hillary for president"],
-        "target": ["Atheism", "Climate Change is a Real Concern", "Hillary Clinton"],
-    }
-)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(store_uri: str, artifacts: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    """`mlflow server` on a free loopback port, once /health answers."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    cmd += ["--backend-store-uri", store_uri, "--artifacts-destination", str(artifacts)]
-    server = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180  # the first start creates the schema: slow on a busy machine
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"mlflow server exited with {server.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if requests.get(f"{url}/health", timeout=2).text.strip() == "OK":
-                return server, url
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    server.terminate()
-    raise RuntimeError(f"mlflow server did not answer /health within 180 s:\n{log.read_text()[-3000:]}")
-
-
-def stop(server: subprocess.Popen) -> None:
-    server.terminate()
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
 
 
 @pytest.fixture
@@ -167,3 +127,22 @@ def test_bad_tracking_uri_fails_before_training(uri, expected, make_cfg, tmp_pat
     assert uri.split("@")[-1] in message
     # Nothing started: no local store, no run, and no embedding was computed.
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_store_locked_past_mlflows_busy_timeout_is_retried_not_failed(tmp_path, caplog):
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    check_tracking_uri(store)
+    client = MlflowClient(tracking_uri=store)
+    run = client.create_run(client.create_experiment("locked"))
+    locker = sqlite3.connect(tmp_path / "mlflow.db", isolation_level=None, check_same_thread=False)
+    locker.execute("BEGIN EXCLUSIVE")  # another process mid-write, for longer than MLflow's 20 s busy timeout
+    release = threading.Timer(22, locker.execute, ["COMMIT"])
+    release.start()
+    try:
+        retry_busy(lambda: client.set_terminated(run.info.run_id, "FINISHED"), pause=0.5)
+    finally:
+        release.join()
+        locker.close()
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
+    assert "MLflow store busy ((sqlite3.OperationalError) database is locked); retrying in 0.5 s" in caplog.text

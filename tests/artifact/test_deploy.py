@@ -1,5 +1,5 @@
 """Models that travel: the wheel runs experiments from any folder with the user's own configs; a logged model loads,
-predicts and serves in a fresh venv made from nothing but its requirements.txt, and labels a table on Spark."""
+predicts and serves in a fresh venv made from nothing but its requirements.txt (and on Spark: predict/test_spark.py)."""
 
 from __future__ import annotations
 
@@ -15,16 +15,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stance.experiment import run_experiment
+from tests.helpers import NEW, REPO, free_port, stop
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[1]
-NEW = pd.DataFrame(
-    {
-        "text": ["God is a fairy tale for grown ups.", "We must act on climate now!", "Hillary for president"],
-        "target": ["Atheism", "Climate Change is a Real Concern", "Hillary Clinton"],
-    }
-)
 # A user's config folder: an experiment of their own, on top of the packaged configs.
 USER_EXPERIMENT = """# @package _global_
 defaults:
@@ -109,24 +102,6 @@ def test_wheel_runs_an_experiment_from_any_folder_with_user_configs(installed, t
         assert "Requires-Dist: mlflow" in metadata and "stance/conf/config.yaml" in archive.namelist()
 
 
-@pytest.fixture(scope="module")
-def logged_model(tmp_path_factory) -> Path:
-    """A default (MiniLM) model logged by this checkout, as a local folder."""
-    import mlflow
-    from hydra import compose, initialize_config_dir
-
-    from tests.conftest import CONF
-
-    store = tmp_path_factory.mktemp("store")
-    overrides = ["data.limit=200", "per_target=false", "bootstrap=0", "features.show_progress=false"]
-    overrides += ["mlflow.register=deployed"]  # under the default alias, as README's examples use it
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"mlflow.tracking_uri=sqlite:///{store}/mlflow.db", *overrides])
-    run_experiment(cfg, overrides)
-    mlflow.set_tracking_uri(f"sqlite:///{store}/mlflow.db")
-    return Path(mlflow.artifacts.download_artifacts("models:/deployed@champion"))
-
-
 PREDICT = """
 import json, sys
 import mlflow, pandas as pd, stance
@@ -170,8 +145,6 @@ JSON = {"Content-Type": "application/json"}
 def test_mlflow_models_serve_answers_the_serving_example(logged_model, tmp_path):
     import requests
 
-    from tests.test_server import free_port, stop
-
     port = free_port()
     cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(logged_model), "--env-manager", "local"]
     cmd += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
@@ -211,65 +184,3 @@ def test_mlflow_models_serve_answers_the_serving_example(logged_model, tmp_path)
         ]
     finally:
         stop(server)
-
-
-def spark_session(tmp_path: Path, monkeypatch) -> object:
-    """A local[2] Spark session whose Python workers run this interpreter; skipped locally without pyspark or Java."""
-    import shutil
-
-    problems = []
-    try:
-        import pyspark  # noqa: F401
-    except ImportError:
-        problems.append("pyspark is not installed (pip install -e '.[spark]')")
-    if shutil.which("java") is None:
-        problems.append("java is not on PATH (make install-java)")
-    if problems:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the Spark test: {'; '.join(problems)}")
-        pytest.skip("; ".join(problems))
-    from pyspark.sql import SparkSession
-
-    # Workers inherit the environment: this venv's python, one torch thread each (two workers share two cores).
-    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    monkeypatch.chdir(tmp_path)
-    builder = SparkSession.builder.master("local[2]").appName("stance test").config("spark.ui.enabled", "false")
-    return builder.config("spark.driver.memory", "1g").config("spark.sql.shuffle.partitions", "2").getOrCreate()
-
-
-def statements_10k(data_root: Path) -> pd.DataFrame:
-    """10,000 distinct (statement, target) pairs: 2,000 SemEval tweets, each toward five targets."""
-    from stance.data.corpora.semeval import semeval2016_task6
-    from stance.data.schema import to_frame
-
-    data = semeval2016_task6(root=str(data_root))
-    texts = pd.concat([to_frame(data[split]) for split in ("train", "test")])["text"].drop_duplicates().head(2000)
-    targets = ["Atheism", "Climate Change is a Real Concern", "Feminist Movement", "Hillary Clinton", "Brexit"]
-    frame = pd.DataFrame([(text, target) for text in texts for target in targets], columns=["text", "target"])
-    return frame.assign(id=[f"s{i:05d}" for i in range(len(frame))])[["id", "text", "target"]]
-
-
-def test_spark_udf_gives_the_labels_of_stance_predict(logged_model, tmp_path, monkeypatch, data_root):
-    from stance.predict.batch import predict_files
-    from stance.predict.spark import label_frame
-
-    monkeypatch.setenv("STANCE_CACHE", str(tmp_path / "cache"))  # shared: Spark's workers read the vectors
-    frame = statements_10k(data_root)
-    assert len(frame) == 10_000 and not frame.duplicated(["text", "target"]).any()
-    source = tmp_path / "statements.parquet"
-    frame.to_parquet(source, index=False)
-    predict_files(str(logged_model), [source], tmp_path / "single.parquet", progress=False)
-    single = pd.read_parquet(tmp_path / "single.parquet")
-
-    spark = spark_session(tmp_path, monkeypatch)
-    try:
-        rows = spark.read.parquet(str(source)).repartition(2)
-        labelled = label_frame(spark, rows, str(logged_model)).toPandas()
-    finally:
-        spark.stop()
-    labelled = labelled.sort_values("id").reset_index(drop=True)
-    assert labelled["id"].tolist() == single["id"].tolist() == frame["id"].tolist()
-    assert labelled["label"].tolist() == single["label"].tolist()
-    assert labelled["proba_FAVOR"].to_numpy() == pytest.approx(single["proba_FAVOR"].to_numpy(), abs=1e-5)
-    assert labelled["label"].nunique() > 1

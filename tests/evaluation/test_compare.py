@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
@@ -12,25 +11,20 @@ from stance.cli import app
 from stance.comparison import compare_runs, repredict, run_predictions
 from stance.evaluation.compare import ComparisonError, mcnemar
 from stance.experiment import run_experiment
-from tests.conftest import CONF
+from tests.conftest import compose
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict:
-    """Runs `logreg` and `svm` on a 300-row slice, `other` on a 200-row slice, in a temporary store."""
-    store = tmp_path_factory.mktemp("compare")
-    uri = f"sqlite:///{store}/mlflow.db"
-    MlflowClient(uri).create_experiment("stance", artifact_location=str(store / "artifacts"))
-    ids = {"uri": uri}
+def runs(default_run) -> dict:
+    """Runs `logreg` (the session's `default_run`) and `svm` on a 300-row slice, `other` on a 200-row slice, in one
+    temporary store (the default run's)."""
+    ids = {"uri": default_run.uri, "logreg": default_run.run_id}
     for name, overrides in {
-        "logreg": ["classifier=logreg", "data.limit=300"],
         "svm": ["classifier=svm", "data.limit=300"],
         "other": ["classifier=logreg", "data.limit=200"],
     }.items():
         overrides = ["features.show_progress=false", "bootstrap=0", *overrides]
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=[f"mlflow.tracking_uri={uri}", *overrides])
-        ids[name] = run_experiment(cfg, overrides).run_id
+        ids[name] = run_experiment(compose(*overrides, store=default_run.store), overrides).run_id
     return ids
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from stance.analysis.article import MAX_QUOTE_PARAGRAPHS, segment, statements
+from tests.helpers import FIXTURES
 
-FIXTURE = Path(__file__).parent / "fixtures" / "news_security_guarantees.json"
+FIXTURE = FIXTURES / "news_security_guarantees.json"
 
 
 def said(text: str) -> list[tuple[str | None, str]]:

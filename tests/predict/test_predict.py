@@ -16,6 +16,7 @@ from stance.data.schema import to_frame
 from stance.experiment import run_experiment
 from stance.predict.batch import predict_files
 from stance.predict.inputs import Options, PredictError
+from tests.conftest import compose
 
 # TF-IDF features: the file handling is what is tested here, so no encoder is loaded.
 FAST = ["features=tfidf", "per_target=false", "bootstrap=0", "data.limit=200"]
@@ -23,14 +24,8 @@ FAST = ["features=tfidf", "per_target=false", "bootstrap=0", "data.limit=200"]
 
 @pytest.fixture(scope="module")
 def model_uri(tmp_path_factory) -> str:
-    from hydra import compose, initialize_config_dir
-
-    from tests.conftest import CONF
-
     store = tmp_path_factory.mktemp("mlflow")
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"mlflow.tracking_uri=sqlite:///{store}/mlflow.db", *FAST])
-    result = run_experiment(cfg, FAST)
+    result = run_experiment(compose(*FAST, store=store), FAST)
     return _model_path(store, result.run_id)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,12 +11,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 from playwright.sync_api import expect, sync_playwright
 
-from stance.experiment import run_experiment
-from tests.conftest import CONF
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -41,23 +38,18 @@ localStorage.setItem("mlflow.assistant.panelOpen_v1", "false");
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> dict:
-    """A small default run in a temporary store, with its artifacts beside it."""
-    store = tmp_path_factory.mktemp("browser")
-    uri = f"sqlite:///{store}/mlflow.db"
-    experiment = MlflowClient(uri).create_experiment("stance", artifact_location=str(store / "artifacts"))
-    overrides = ["data.limit=300", "features.show_progress=false"]
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"mlflow.tracking_uri={uri}", *overrides])
-    result = run_experiment(cfg, overrides)
-    f_avg = result.evaluation.metrics["test/f_avg"]
-    return {"store": store, "uri": uri, "experiment": experiment, "id": result.run_id, "f_avg": f_avg}
+def run(default_run) -> dict:
+    """A small default run (the session's `default_run`) in a temporary store, with its artifacts beside it."""
+    store = default_run.store
+    experiment = MlflowClient(default_run.uri).get_experiment_by_name("stance").experiment_id
+    f_avg = default_run.result.evaluation.metrics["test/f_avg"]
+    return {"store": store, "uri": default_run.uri, "experiment": experiment, "id": default_run.run_id, "f_avg": f_avg}
 
 
 @pytest.fixture(scope="module")
 def server(run) -> str:
     """A real `mlflow server` on a free local port, serving the run's store; stopped afterwards."""
-    port = _free_port()
+    port = free_port()
     log = run["store"] / "server.log"
     command = [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--backend-store-uri", run["uri"], "--default-artifact-root", str(run["store"] / "artifacts")]
@@ -105,12 +97,6 @@ def test_run_page_shows_metrics_confusion_matrix_and_model(run, server, tmp_path
             browser.close()
     assert (tmp_path / "mlflow_run.png").stat().st_size > 10_000
     print(f"screenshots: {tmp_path}")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from stance.evaluation.metrics import f_avg
 from stance.experiment import train
-from tests.test_config import _options
+from tests.helpers import options
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +20,7 @@ RAW_TEXT = {
 }
 
 
-@pytest.mark.parametrize("name", _options("classifier"))
+@pytest.mark.parametrize("name", options("classifier"))
 def test_classifier_trains_and_scores(make_cfg, name):
     features = "identity" if name in RAW_TEXT else "minilm"
     cfg = make_cfg(
@@ -64,7 +64,7 @@ def test_a_classifier_whose_model_could_not_be_loaded_is_refused_before_any_work
     assert not store.exists()
 
 
-@pytest.mark.parametrize("name", _options("classifier"))
+@pytest.mark.parametrize("name", options("classifier"))
 def test_every_shipped_classifier_gives_a_loadable_model(make_cfg, name):
     from omegaconf import OmegaConf
 

@@ -10,7 +10,6 @@ from collections import Counter
 
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.utils import get_method, instantiate
 
 from stance.data.corpora.clef import clef2019_checkthat_task1
@@ -23,14 +22,14 @@ from stance.data.corpora.vast import vast_devtest
 from stance.data.registry import CORPUS_KEY, corpora
 from stance.data.schema import DataError, reader_report, to_frame, validate
 from stance.evaluation.official import fnc_score
-from tests.conftest import CONF
+from tests.conftest import compose
+from tests.helpers import CONF
 
 
 @functools.cache
 def load(name: str, *overrides: str) -> dict[str, pd.DataFrame]:
     """A corpus as training builds it (its conf/data config), as one frame per split; cached across tests."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"data={name}", *overrides])
+    cfg = compose(f"data={name}", *overrides)
     return {split: to_frame(ds) for split, ds in instantiate(cfg.data).items()}
 
 
@@ -59,8 +58,7 @@ def test_every_corpus_config_declares_a_reader_that_takes_its_keys():
     assert set(corpora()) == {p.stem for p in (CONF / "data").glob("*.yaml")} - NOT_CORPORA
     assert {c.task for c in corpora().values()} == {"stance", "topic", "claim", "sentiment"}
     for name, corpus in corpora().items():
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            node = compose(config_name="config", overrides=[f"data={name}"]).data
+        node = compose(f"data={name}").data
         assert corpus.target in (None, node._target_)  # None: the reader of the config it extends (e.g. files)
         read = get_method(node._target_)
         # `instantiate` passes every key, the `corpus` node too: the reader must take them all (none left to a

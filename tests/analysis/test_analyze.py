@@ -17,8 +17,9 @@ import stance
 from stance.analysis.analyze import DEFAULT_MODELS, default_model, render
 from stance.data.schema import STANCE_LABELS
 from stance.experiment import run_experiment, train_default
+from tests.helpers import FIXTURES
 
-FIXTURE = Path(__file__).parent / "fixtures" / "news_security_guarantees.json"
+FIXTURE = FIXTURES / "news_security_guarantees.json"
 TARGET = "NATO expansion to the east"
 # Rows per corpus split for the sliced default models: enough to learn something, quick to fit.
 LIMIT = 400
