@@ -34,8 +34,8 @@ def package_folders() -> dict[str, Path]:
     In a checkout or an editable install the configs sit in the top-level `conf/` (mapped to `stance.conf`); in an
     installed wheel they are already inside `stance/`.
     """
-    conf = Path(stance.conf.__file__).resolve().parent
-    return {PACKAGE: package_dir(), f"{PACKAGE}/conf": conf}
+    root, conf = package_dir(), Path(stance.conf.__file__).resolve().parent
+    return {PACKAGE: root} if conf.is_relative_to(root) else {PACKAGE: root, f"{PACKAGE}/conf": conf}
 
 
 def _pyproject() -> dict | None:
