@@ -39,10 +39,12 @@ test: install install-browser install-java
 
 # Full-size reproductions (about half an hour on two cores, more from an empty cache): the speed and memory benchmarks
 # of experiments/BENCHMARKS.md (parts a-d), then semeval_best (the mpnet stacking) on all of SemEval-2016 A, checked
-# against its test figures in experiments/RESULTS.md. Every named experiment: bash experiments/run_all.sh (hours).
+# against its test figures in experiments/RESULTS.md, then the default models of `stance analyze` (trained in the user
+# cache on first use, ~15 min) against the hand annotation of the example article. Every named experiment: bash experiments/run_all.sh (hours).
 bench: install
 	$(BIN)/python experiments/bench/run.py
 	$(BIN)/python experiments/bench/reproduce.py semeval_best
+	$(BIN)/python experiments/article_analysis.py --check
 
 lint: install
 	$(BIN)/ruff check stance tests

@@ -1,4 +1,5 @@
-"""Named experiments: `semeval_best` reproduces its reported test F_avg; `semeval_tune` has a held-out objective."""
+"""Named experiments: `semeval_best` on a slice reproduces its recorded test F_avg; `semeval_tune` has a held-out
+objective. The full-size reproduction (~10 min from an empty cache) is `make bench` (experiments/bench/reproduce.py)."""
 
 from __future__ import annotations
 
@@ -13,20 +14,29 @@ from tests.helpers import REPO
 RESULTS = REPO / "experiments" / "RESULTS.md"
 
 
-def reported_test_f_avg(experiment: str) -> tuple[float, float, float]:
-    """(value, CI low, CI high) of an experiment's test F_avg row in RESULTS.md, as fractions."""
-    row = next(line for line in RESULTS.read_text().splitlines() if line.startswith(f"| {experiment} "))
-    value, low, high = re.search(r"\|\s*([\d.]+) \[([\d.]+), ([\d.]+)\]", row).groups()
-    return float(value) / 100, float(low) / 100, float(high) / 100
+TARGETS = (
+    "Atheism",
+    "Climate Change is a Real Concern",
+    "Feminist Movement",
+    "Hillary Clinton",
+    "Legalization of Abortion",
+)
+SLICE = 600  # rows per split: the whole code path (per-target stacking of TF-IDF SVM and mpnet) in about a minute
+
+
+def recorded_test_f_avg(row_start: str) -> float:
+    """The bold test F_avg of the RESULTS.md row starting with `row_start`, as a fraction."""
+    row = next(line for line in RESULTS.read_text().splitlines() if line.startswith(row_start))
+    return float(re.search(r"\*\*([\d.]+)\*\*", row).group(1)) / 100
 
 
 @pytest.mark.slow
-def test_semeval_best_reproduces_its_reported_number(make_cfg):
-    value, low, high = reported_test_f_avg("semeval_best")
-    result = train(make_cfg("experiment=semeval_best"))
+def test_semeval_best_on_a_slice_reproduces_its_recorded_number(make_cfg):
+    recorded = recorded_test_f_avg(f"| `semeval_best data.limit={SLICE}`")
+    result = train(make_cfg("experiment=semeval_best", f"data.limit={SLICE}"))
+    assert set(result.model.estimators_) == set(TARGETS), "one stacking per target"
     measured = result.evaluation.metrics["test/f_avg"]
-    assert measured == pytest.approx(value, abs=0.005), "same config, seed and data: same score (to float noise)"
-    assert low <= measured <= high and measured >= 0.69  # above every SemEval-2016 system and the baseline
+    assert measured == pytest.approx(recorded, abs=0.005), "same config, seed and data: same score (to float noise)"
 
 
 # Settings that fit something on validation: a sweep scoring trials on a validation metric must not search them.
