@@ -91,3 +91,28 @@ def logged_model(default_run) -> Path:
 
     mlflow.set_tracking_uri(default_run.uri)
     return Path(mlflow.artifacts.download_artifacts(f"models:/{default_run.registered}@champion"))
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """`small_disk(name, kb)`: a folder under tmp_path on a file system of `kb` kilobytes (a tmpfs, unmounted after).
+
+    Mounting needs root (CI runs as root); elsewhere the test is skipped and says why.
+    """
+    import subprocess
+
+    mounted: list[Path] = []
+
+    def make(name: str, kb: int) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        command = ["mount", "-t", "tmpfs", "-o", f"size={kb}k", "tmpfs", str(folder)]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a {kb} kB tmpfs ({done.stderr.strip()}): full-disk tests need root")
+        mounted.append(folder)
+        return folder
+
+    yield make
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=False)

@@ -14,10 +14,12 @@ system (not NFS), which the user cache dir is.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import logging
 import os
+import shutil
 import sqlite3
 import time
 import zlib
@@ -43,8 +45,9 @@ CREATE TABLE IF NOT EXISTS embeddings (
 ) WITHOUT ROWID
 """
 _CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
-_UNWRITABLE_CODES = {3, 8, 14}  # SQLITE_PERM, SQLITE_READONLY, SQLITE_CANTOPEN (primary codes)
-_UNWRITABLE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS}
+# SQLITE_PERM, SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN (primary codes)
+_UNWRITABLE_CODES = {3, 8, 10, 13, 14}
+_UNWRITABLE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG}
 
 
 def _unwritable(err: sqlite3.Error) -> bool:
@@ -76,7 +79,7 @@ class EmbeddingCache:
         self.path = self.directory / DB_NAME
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
-        # "write", or "read" (a read-only folder: lookups only), or "off" (unusable: every vector is computed).
+        # "write", or "read" (a read-only folder or full disk: lookups only), or "off" (unusable).
         self.mode = "write"
 
     def _connect(self) -> sqlite3.Connection:
@@ -101,8 +104,8 @@ class EmbeddingCache:
     def _guard(self, action: Callable[[sqlite3.Connection], T], default: T, writes: bool = False) -> T:
         """Run `action(conn)`; on a damaged database file, move it aside, start afresh and return `default`.
 
-        A cache that cannot be written (a read-only folder or file) is read only, or not used, with one warning:
-        vectors are then computed as if they were not cached, and nothing fails.
+        A cache that cannot be written (a read-only folder or file, a full disk, an I/O error) is read only, or not
+        used, with one warning: new vectors then live only in the encoders' in-process memo, and nothing fails.
         """
         if self.mode == "off" or (writes and self.mode == "read"):
             return default
@@ -116,7 +119,7 @@ class EmbeddingCache:
             if not (damaged or _unwritable(err)):
                 raise
             self._degrade(err)
-        except OSError as err:  # creating the folder
+        except OSError as err:  # creating the folder, or a full disk before SQLite saw it
             if err.errno not in _UNWRITABLE_ERRNOS:
                 raise
             self._degrade(err)
@@ -125,7 +128,10 @@ class EmbeddingCache:
     def _degrade(self, err: Exception) -> None:
         """After `err` (cannot write): read-only lookups if the database is readable, else no cache; one warning."""
         self.close()
-        fix = "Point features.cache_dir or STANCE_CACHE at a writable folder to cache them."
+        fix = (
+            f"{_free_space(self.directory)} New vectors are kept in memory for this run only; point "
+            "features.cache_dir or STANCE_CACHE at a writable folder with space to cache them."
+        )
         if self.mode == "write" and self.path.is_file():
             self.mode = "read"
             try:
@@ -135,13 +141,11 @@ class EmbeddingCache:
                 self.mode = "write"  # not readable either: no cache, warned below
             else:
                 log.warning(
-                    "Embedding cache %s cannot be written (%s): using the vectors it has, computing the others "
-                    "each time without storing them. %s", self.path, err, fix,
-                )  # fmt: skip
+                    "Embedding cache %s cannot be written (%s): using the vectors it has. %s", self.path, err, fix
+                )
                 return
         if self.mode == "write":
-            log.warning("Embedding cache %s cannot be used (%s): computing vectors without caching them. %s",
-                        self.path, err, fix)  # fmt: skip
+            log.warning("Embedding cache %s cannot be used (%s). %s", self.path, err, fix)
         self.mode = "off"
 
     def _quarantine(self, err: Exception) -> None:
@@ -188,7 +192,10 @@ class EmbeddingCache:
                 conn.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?, ?)", rows)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # SQLite may already have rolled back (a full disk does): never hide the first error behind this one.
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
                 raise
 
         if rows:
@@ -219,6 +226,16 @@ class EmbeddingCache:
             return count
 
         return self._guard(delete, 0)
+
+
+def _free_space(folder: Path) -> str:
+    """'N MB free in <folder>.' for the nearest existing folder, or '' if the file system cannot say."""
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    try:
+        free = shutil.disk_usage(existing).free if existing else None
+    except OSError:
+        free = None
+    return "" if free is None else f"{free / 1e6:.1f} MB free in {existing}."
 
 
 _OPEN: dict[Path, EmbeddingCache] = {}

@@ -222,3 +222,31 @@ def test_a_read_only_cache_folder_does_not_make_prediction_fail(tmp_path, monkey
     assert sorted(p.name for p in cache.iterdir()) == before
     hits = [int(n) for n in re.findall(r"Embedded \d+ texts with .*?: (\d+) from cache", done.stderr)]
     assert sum(hits) == (len(TEXTS) + 1 if filled else 0)  # the texts and the target, read from the cache
+
+
+@pytest.mark.slow
+def test_a_full_cache_disk_warns_once_and_the_run_ends_with_the_metrics_of_a_roomy_cache(
+    tmp_path, small_disk, default_run
+):
+    from mlflow.tracking import MlflowClient
+
+    from tests.conftest import DEFAULT_RUN
+    from tests.helpers import cache_entries, runs
+
+    cache = small_disk("cache", 2048)  # room for the first few hundred vectors, not for the run's ~900
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    command = [sys.executable, "-m", "stance.train", *DEFAULT_RUN, f"mlflow.tracking_uri={store}",
+               f"hydra.run.dir={tmp_path}/outputs"]  # fmt: skip
+    env = {**os.environ, "STANCE_CACHE": str(cache)}
+    done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:]
+    warned = [line for line in done.stdout.splitlines() if "Embedding cache" in line]
+    assert len(warned) == 1, done.stdout[-3000:]
+    assert "database or disk is full" in warned[0] and f"MB free in {cache}" in warned[0]
+    assert "STANCE_CACHE" in warned[0] and "Traceback" not in done.stdout
+    [run] = runs(store)
+    roomy = MlflowClient(default_run.uri).get_run(default_run.run_id).data.metrics
+    quality = {k: v for k, v in roomy.items() if k.startswith(("test/", "validation/"))}
+    assert quality and {k: run.data.metrics[k] for k in quality} == pytest.approx(quality, abs=1e-9)
+    assert run.info.status == "FINISHED"
+    assert 0 < cache_entries(cache) < 900  # a valid database holding what fitted

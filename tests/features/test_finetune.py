@@ -139,7 +139,8 @@ def test_an_interrupted_fine_tune_leaves_no_entry_and_the_rerun_succeeds(tmp_pat
     store = finetune.store_dir(tmp_path)
     log = tmp_path / "fit.log"
     with log.open("w") as out:
-        job = subprocess.Popen([sys.executable, "-c", _FIT_SCRIPT, "400"], env=env, stdout=out, stderr=out)
+        # Steps enough never to finish on any machine: the interrupt always lands mid-fit.
+        job = subprocess.Popen([sys.executable, "-c", _FIT_SCRIPT, "100000"], env=env, stdout=out, stderr=out)
         deadline = time.monotonic() + 300
         # The staging folder exists while the trainer runs; interrupt once it has started training.
         while not (store.exists() and any(p.name.startswith(".cross-encoder-") for p in store.iterdir())):

@@ -81,8 +81,8 @@ def test_two_sweeps_at_once_on_one_cache_and_store_lose_nothing(tmp_path):
             train_command(store, tmp_path / f"sweep{i}", "classifier=logreg,svm", "data.limit=200", multirun=True),
             cwd=tmp_path,
             env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=(tmp_path / f"sweep{i}.log").open("w"),
+            stdout=(tmp_path / f"sweep{i}.log").open("w"),
+            stderr=subprocess.STDOUT,
         )
         for i in range(2)
     ]
@@ -93,8 +93,9 @@ def test_two_sweeps_at_once_on_one_cache_and_store_lose_nothing(tmp_path):
     parents = [r for r in logged if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in logged if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 2 and len(children) == 4
-    logs = "\n".join((tmp_path / f"sweep{i}.log").read_text()[-3000:] for i in range(2))
-    assert [r.info.status for r in logged] == ["FINISHED"] * 6, logs
+    logs = "\n".join((tmp_path / f"sweep{i}.log").read_text()[-6000:] for i in range(2))
+    statuses = [(r.info.run_name, r.info.status) for r in logged]
+    assert [r.info.status for r in logged] == ["FINISHED"] * 6, f"{statuses}\n{logs}"
     for parent in parents:
         mine = [r for r in children if r.data.tags["mlflow.parentRunId"] == parent.info.run_id]
         assert len(mine) == 2 and all("test/f_avg" in r.data.metrics for r in mine)
