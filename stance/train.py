@@ -14,6 +14,7 @@ from stance.config import ConfigError
 from stance.data.schema import DataError
 from stance.experiment import run_experiment
 from stance.features.pretrained import ModelLoadError
+from stance.features.resumable import DiskFullError
 from stance.tracking.redact import redact_text
 from stance.tracking.server import TrackingError
 from stance.tracking.sweep import SWEEP_TAG
@@ -38,7 +39,7 @@ def main(cfg: DictConfig) -> float:
         if sweeping:  # the job's MLflow run is already FAILED; the sweep goes on (NaN tells a sweeper it failed)
             log.exception("job failed: %s", " ".join(overrides))
             return float("nan")
-        if isinstance(err, DataError | ModelLoadError | ConfigError | TrackingError):
+        if isinstance(err, DataError | ModelLoadError | ConfigError | TrackingError | DiskFullError):
             print(f"error: {err}", file=sys.stderr)
             raise SystemExit(1) from None
         raise

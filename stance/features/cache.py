@@ -129,7 +129,7 @@ class EmbeddingCache:
         """After `err` (cannot write): read-only lookups if the database is readable, else no cache; one warning."""
         self.close()
         fix = (
-            f"{_free_space(self.directory)} New vectors are kept in memory for this run only; point "
+            f"{free_space(self.directory)} New vectors are kept in memory for this run only; point "
             "features.cache_dir or STANCE_CACHE at a writable folder with space to cache them."
         )
         if self.mode == "write" and self.path.is_file():
@@ -228,7 +228,7 @@ class EmbeddingCache:
         return self._guard(delete, 0)
 
 
-def _free_space(folder: Path) -> str:
+def free_space(folder: Path) -> str:
     """'N MB free in <folder>.' for the nearest existing folder, or '' if the file system cannot say."""
     existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
     try:

@@ -152,14 +152,18 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         codes = fine_tuning.label_codes(y)[1]
         settings = fine_tuning.settings_dict(self.finetune, self.device) | {"normalize": bool(self.normalize)}
         digest = fine_tuning.data_digest(texts, codes)
-        key = fine_tuning.weights_key("contrastive", model_identity(self.model), digest, settings)
+        every = self.finetune.checkpoint_steps
+        saved = fine_tuning.checkpoints(
+            "contrastive", model_identity(self.model), digest, settings, every, self.cache_dir
+        )
         base = resolve_model_path(self.model, self.cache_dir)
         train, timing = fine_tuning.timed(
-            lambda out: fine_tuning.train_contrastive(base, texts, codes, self.finetune, self.device, out, key)
+            lambda out: fine_tuning.train_contrastive(base, texts, codes, self.finetune, self.device, out, saved)
         )
-        path, trained = fine_tuning.train_once(key, train, self.cache_dir)
-        self.weights_key_, self.weights_path_ = key, str(path)
+        path, trained = fine_tuning.train_once(saved.key, train, self.cache_dir, saved)
+        self.weights_key_, self.weights_path_ = saved.key, str(path)
         self.fit_seconds_, self.fit_cached_ = timing["seconds"], not trained
+        self.resumed_from_step_, self.fit_steps_ = saved.resumed_from, saved.steps
 
     def _identity(self) -> str:
         """The encoder's identity: the stock model's, or the fine-tuned weights' content address."""

@@ -3,7 +3,8 @@
 A fine-tune is keyed by what determines its weights: the base model's identity, a digest of the training data, the
 hyperparameters and the seed. Weights live in `<cache>/finetuned/<key>/`, written to a temporary folder and renamed
 into place when complete, under a file lock per key: a sweep over heads fine-tunes once, two jobs that need the same
-weights train them once, and an interrupted fine-tune leaves nothing behind.
+weights train them once, and an interrupted fine-tune leaves no entry behind (only its checkpoints, if it was asked
+to keep some: `stance.features.resumable`). Under `torchrun` rank 0 decides and writes, every rank trains.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from stance.features import resumable
 from stance.features.cache import cache_dir as default_cache_dir
 from stance.features.pretrained import ModelLoadError
 
@@ -36,6 +38,7 @@ class Contrastive:
 
     Pairs of same-label texts are pulled together, different-label texts pushed apart (CosineSimilarityLoss);
     `num_iterations` pairs per text (SetFit's default sampling otherwise), for `epochs` or at most `max_steps` steps.
+    `checkpoint_steps` > 0 saves a resumable checkpoint every that many steps (it does not change the weights).
     """
 
     epochs: int = 1
@@ -48,6 +51,7 @@ class Contrastive:
     seed: int = 13
     precision: str = "auto"
     logging_steps: int = 10
+    checkpoint_steps: int = 0
 
 
 def resolve_precision(precision: str, device: str = "cpu") -> str:
@@ -93,10 +97,23 @@ def data_digest(inputs: Sequence[Any], codes: Sequence[int]) -> str:
     return digest.hexdigest()
 
 
+def identity(kind: str, base: str, digest: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """What determines fine-tuned weights: kind, base model identity, data digest and hyperparameters."""
+    return {"kind": kind, "base": base, "data": digest, "settings": settings}
+
+
 def weights_key(kind: str, base: str, digest: str, settings: dict[str, Any]) -> str:
-    """The content address of fine-tuned weights: kind, base model identity, data digest and hyperparameters."""
-    payload = json.dumps({"kind": kind, "base": base, "data": digest, "settings": settings}, sort_keys=True)
+    """The content address of fine-tuned weights: a digest of their `identity`."""
+    payload = json.dumps(identity(kind, base, digest, settings), sort_keys=True)
     return f"{kind}-{hashlib.sha256(payload.encode()).hexdigest()[:20]}"
+
+
+def checkpoints(
+    kind: str, base: str, digest: str, settings: dict[str, Any], every: int, cache_dir: str | os.PathLike | None
+) -> resumable.Checkpoints:
+    """The resumable checkpoints of the fine-tune with this identity (`every` steps apart; 0: none)."""
+    key = weights_key(kind, base, digest, settings)
+    return resumable.Checkpoints(store_dir(cache_dir), key, identity(kind, base, digest, settings), every)
 
 
 def store_dir(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -122,9 +139,17 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def train_once(
-    key: str, train: Callable[[Path], None], cache_dir: str | os.PathLike | None = None
+    key: str,
+    train: Callable[[Path], None],
+    cache_dir: str | os.PathLike | None = None,
+    saved: resumable.Checkpoints | None = None,
 ) -> tuple[Path, bool]:
-    """The weights folder for `key` and whether it was trained now: `train(folder)` runs only if no job has done it."""
+    """The weights folder for `key` and whether it was trained now: `train(folder)` runs only if no job has done it.
+
+    `saved`: the fine-tune's checkpoints, deleted once the weights are in place; a full disk then names the last one.
+    """
+    if resumable.world_size() > 1:
+        return _train_once_distributed(key, train, cache_dir, saved)
     found = cached_weights(key, cache_dir)
     if found:
         return found, False
@@ -133,11 +158,51 @@ def train_once(
         found = cached_weights(key, cache_dir)
         if found:
             return found, False
+        _publish(key, train, root, saved)
+    return root / key, True
+
+
+def _publish(key: str, train: Callable[[Path], None], root: Path, saved: resumable.Checkpoints | None) -> None:
+    """Train into a temporary folder and rename it to `root/key` when complete (under the key's lock)."""
+    for stale in root.glob(f".{key}-*"):  # left by a killed fit (the lock is ours: no one else uses it)
+        shutil.rmtree(stale, ignore_errors=True)
+    try:
         with tempfile.TemporaryDirectory(dir=root, prefix=f".{key}-") as tmp:
             staging = Path(tmp) / key
             train(staging)
-            (staging / COMPLETE).write_text(key)
-            os.replace(staging, root / key)  # atomic: readers see no folder or a complete one
+            if resumable.rank() == 0:
+                (staging / COMPLETE).write_text(key)
+                os.replace(staging, root / key)  # atomic: readers see no folder or a complete one
+    except Exception as err:
+        full = (saved or resumable.Checkpoints(root, key, {})).full_disk(err, root)
+        if full is None:
+            raise
+        raise full from None  # its message carries the library's first line
+    if saved is not None:
+        saved.discard()
+
+
+def _train_once_distributed(
+    key: str, train: Callable[[Path], None], cache_dir: str | os.PathLike | None, saved: resumable.Checkpoints | None
+) -> tuple[Path, bool]:
+    """`train_once` under torchrun: rank 0 takes the lock and decides for all; every rank trains, rank 0 writes."""
+    import torch.distributed as dist
+    from accelerate import PartialState
+
+    PartialState()  # the process group (gloo on CPUs, NCCL on GPUs), as the trainer will use it
+    root = store_dir(cache_dir)
+    main = resumable.rank() == 0
+    with _locked(root / f".{key}.lock") if main else contextlib.nullcontext():
+        found = [str(cached_weights(key, cache_dir) or "") if main else ""]
+        dist.broadcast_object_list(found, src=0)
+        if found[0]:
+            return Path(found[0]), False
+        if main:
+            _publish(key, train, root, saved)
+        else:
+            with tempfile.TemporaryDirectory(prefix=f"stance-rank{resumable.rank()}-") as tmp:
+                train(Path(tmp) / key)  # its gradients join rank 0's; rank 0 saves the weights
+        resumable.barrier()
     return root / key, True
 
 
@@ -170,10 +235,17 @@ def base_model_error(name: str, purpose: str, err: Exception) -> Exception:
 
 
 def train_contrastive(
-    base_path: str, texts: list[str], codes: list[int], settings: Contrastive, device: str, out: Path, name: str
+    base_path: str,
+    texts: list[str],
+    codes: list[int],
+    settings: Contrastive,
+    device: str,
+    out: Path,
+    saved: resumable.Checkpoints,
 ) -> None:
     """Fine-tune a sentence-transformers body with SetFit's trainer (contrastive pairs) and save it into `out`."""
     import torch
+    import transformers
     from datasets import Dataset
     from setfit import SetFitModel, Trainer, TrainingArguments
 
@@ -182,7 +254,6 @@ def train_contrastive(
     except Exception as err:  # the Hub client raises many types; all mean the same to the user
         raise base_model_error(base_path, "to fine-tune", err) from None
     args = TrainingArguments(
-        output_dir=str(out.parent / "checkpoints"),
         batch_size=settings.batch_size,
         num_epochs=settings.epochs,
         max_steps=settings.max_steps,
@@ -193,19 +264,31 @@ def train_contrastive(
         seed=settings.seed,
         logging_steps=settings.logging_steps,
         report_to="none",
-        save_strategy="no",
+        **saved.trainer_args(out.parent / "trainer"),
     )
     data = Dataset.from_dict({"text": texts, "label": list(codes)})
-    trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=[loss_logger(name)])
+    trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=[loss_logger(saved.key), saved.callback()])
+    # SetFit's train_embeddings, with the resume argument it does not pass on: seeded pairs, so the data order holds.
+    trainer.st_trainer.setfit_args = args
+    transformers.set_seed(settings.seed)
+    max_pairs = -1 if args.max_steps == -1 else args.max_steps * args.embedding_batch_size
+    trainer.st_trainer.train_dataset, trainer.st_trainer.loss = trainer.get_dataset(
+        texts, data["label"], args=args, max_pairs=max_pairs
+    )
+    resume = saved.start()
     bf16 = resolve_precision(settings.precision, device) == "bfloat16"
-    with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
-        trainer.train_embeddings(texts, data["label"], args=args)
-    model.model_body.save(str(out))
+    # No cast cache: it would keep the first bfloat16 copy of each weight for the whole fit, stale after each step.
+    with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=False):
+        trainer.st_trainer.train(resume_from_checkpoint=resume)
+    if resumable.rank() == 0:
+        model.model_body.save(str(out))
 
 
 def settings_dict(settings: Contrastive, device: str = "cpu") -> dict[str, Any]:
     """Hyperparameters that determine the weights, as a plain dict (precision resolved: it changes the result)."""
-    return asdict(settings) | {"precision": resolve_precision(settings.precision, device)}
+    determining = {k: v for k, v in asdict(settings).items() if k != "checkpoint_steps"}
+    # revision 2: bfloat16 fits no longer train on stale weight casts; weights cached before it are not reused.
+    return determining | {"precision": resolve_precision(settings.precision, device), "revision": 2}
 
 
 def timed(train: Callable[[Path], None]) -> tuple[Callable[[Path], None], dict[str, float]]:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from stance.features import finetune
+from stance.features import finetune, resumable
 from stance.features.pretrained import DEFAULT_MODEL, ModelLoadError, model_identity, resolve_model_path
 from stance.models.walk import model_parts
 
@@ -26,7 +26,8 @@ class CrossEncoderClassifier(ClassifierMixin, BaseEstimator):
     `CrossEncoderTrainer` and cross-entropy loss; the weights are cached by content (see `stance.features.finetune`).
     epochs / max_steps (> 0 overrides epochs), learning_rate, batch_size, max_length, warmup_ratio, weight_decay and
     seed are the trainer's; class_weight="balanced" weights the loss by inverse class frequency; precision "auto"
-    trains and predicts in bfloat16 autocast where the device has it natively.
+    trains and predicts in bfloat16 autocast where the device has it natively. checkpoint_steps > 0 saves a resumable
+    checkpoint every that many steps: the same fit run again continues from the last one (`stance.features.resumable`).
     """
 
     def __init__(
@@ -44,6 +45,7 @@ class CrossEncoderClassifier(ClassifierMixin, BaseEstimator):
         precision: str = "auto",
         device: str = "cpu",
         logging_steps: int = 20,
+        checkpoint_steps: int = 0,
         cache_dir: str | None = None,
         show_progress: bool = True,
     ):
@@ -60,6 +62,7 @@ class CrossEncoderClassifier(ClassifierMixin, BaseEstimator):
         self.precision = precision
         self.device = device
         self.logging_steps = logging_steps
+        self.checkpoint_steps = checkpoint_steps
         self.cache_dir = cache_dir
         self.show_progress = show_progress
 
@@ -78,16 +81,22 @@ class CrossEncoderClassifier(ClassifierMixin, BaseEstimator):
         if len(self.classes_) < 2:
             raise ValueError(f"A classifier needs two classes or more; the training labels are all {self.classes_}.")
         base = model_identity(self.model)
-        key = finetune.weights_key("cross-encoder", base, finetune.data_digest(pairs, codes), self._settings())
-        train, timing = finetune.timed(lambda out: self._train(pairs, codes, out, key))
-        path, trained = finetune.train_once(key, train, self.cache_dir)
-        self.weights_key_, self.weights_path_ = key, str(path)
+        digest = finetune.data_digest(pairs, codes)
+        saved = finetune.checkpoints(
+            "cross-encoder", base, digest, self._settings(), self.checkpoint_steps, self.cache_dir
+        )
+        train, timing = finetune.timed(lambda out: self._train(pairs, codes, out, saved))
+        path, trained = finetune.train_once(saved.key, train, self.cache_dir, saved)
+        self.weights_key_, self.weights_path_ = saved.key, str(path)
         self.base_identity_, self.fit_seconds_, self.fit_cached_ = base, timing["seconds"], not trained
-        log.info("cross-encoder %s: %s", key, f"trained in {timing['seconds']:.1f} s" if trained else "from cache")
+        self.resumed_from_step_, self.fit_steps_ = saved.resumed_from, saved.steps
+        done = f"trained in {timing['seconds']:.1f} s" if trained else "from cache"
+        log.info("cross-encoder %s: %s", saved.key, done)
         return self
 
-    def _train(self, pairs: list[list[str]], codes: list[int], out: Path, key: str) -> None:
+    def _train(self, pairs: list[list[str]], codes: list[int], out: Path, saved: resumable.Checkpoints) -> None:
         import torch
+        import transformers
         from datasets import Dataset
         from sentence_transformers.cross_encoder import (
             CrossEncoder,
@@ -96,6 +105,7 @@ class CrossEncoderClassifier(ClassifierMixin, BaseEstimator):
             losses,
         )
 
+        transformers.set_seed(self.seed)  # the new head's initial weights too: the same seed gives the same weights
         try:
             base_path = resolve_model_path(self.model, self.cache_dir)
             encoder = CrossEncoder(
@@ -111,7 +121,6 @@ class CrossEncoderClassifier(ClassifierMixin, BaseEstimator):
             counts = np.bincount(codes, minlength=len(self.classes_))
             weight = torch.tensor(len(codes) / (len(self.classes_) * np.maximum(counts, 1)), dtype=torch.float32)
         args = CrossEncoderTrainingArguments(
-            output_dir=str(out.parent / "checkpoints"),
             num_train_epochs=self.epochs,
             max_steps=self.max_steps,
             learning_rate=self.learning_rate,
@@ -122,20 +131,21 @@ class CrossEncoderClassifier(ClassifierMixin, BaseEstimator):
             bf16=self._settings()["precision"] == "bfloat16",
             use_cpu=self.device == "cpu",
             logging_steps=self.logging_steps,
-            save_strategy="no",
             report_to="none",
             disable_tqdm=not self.show_progress,
             dataloader_drop_last=False,
+            **saved.trainer_args(out.parent / "trainer"),
         )
         trainer = CrossEncoderTrainer(
             model=encoder,
             args=args,
             train_dataset=data,
             loss=losses.CrossEntropyLoss(encoder, weight=weight),
-            callbacks=[finetune.loss_logger(key)],
+            callbacks=[finetune.loss_logger(saved.key), saved.callback()],
         )
-        trainer.train()
-        encoder.save_pretrained(str(out))
+        trainer.train(resume_from_checkpoint=saved.start())
+        if trainer.is_world_process_zero():
+            encoder.save_pretrained(str(out))
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Class probabilities (softmax over the fine-tuned head), columns in `classes_` order."""

@@ -90,6 +90,8 @@ def log_result(result: Any, cfg: Any, peak_rss_mb: float) -> None:
                 "time/finetune_seconds": sum(p.fit_seconds_ for p in tuned),
                 "finetune/models": len(tuned),
                 "finetune/cached": sum(bool(p.fit_cached_) for p in tuned),
+                # steps a resumed fine-tune did not redo (the tag finetune.resumed.<key> says from which step)
+                "finetune/resumed_steps": sum(getattr(p, "resumed_from_step_", 0) for p in tuned),
             }
         )
     data_name = str(cfg.data.get("_target_", "data")).rsplit(".", 1)[-1]
