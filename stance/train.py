@@ -14,7 +14,7 @@ from stance.config import ConfigError
 from stance.data.schema import DataError
 from stance.experiment import run_experiment
 from stance.features.pretrained import ModelLoadError
-from stance.features.resumable import DiskFullError
+from stance.features.resumable import DiskFullError, export_slurm_ranks, rank
 from stance.tracking.redact import redact_text
 from stance.tracking.server import TrackingError
 from stance.tracking.sweep import SWEEP_TAG
@@ -30,8 +30,11 @@ def main(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    export_slurm_ranks()
     hydra_cfg = HydraConfig.get()
     overrides = [o for o in hydra_cfg.overrides.task if not o.lstrip("+").startswith(SWEEPER_KEYS)]
+    if rank() > 0:
+        cfg = follower_config(cfg)
     sweeping = hydra_cfg.mode == RunMode.MULTIRUN
     try:
         result = run_experiment(cfg, overrides, {SWEEP_TAG: hydra_cfg.sweep.dir} if sweeping else {})
@@ -44,12 +47,34 @@ def main(cfg: DictConfig) -> float:
             raise SystemExit(1) from None
         raise
     metrics = result.evaluation.metrics
+    if rank() > 0:  # rank 0 reports the run
+        return metrics.get(cfg.objective, float("nan"))
     headline = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.count("/") == 1 and "_ci_" not in k)
     shown = redact_text(cfg.mlflow.tracking_uri)
     print(f"{headline}\nMLflow run id: {result.run_id}  (tracking URI: {shown})", file=sys.stdout)
     if cfg.objective not in metrics:
         log.warning("objective %s was not computed for this data; returning validation/macro_f1", cfg.objective)
     return metrics.get(cfg.objective, metrics.get("validation/macro_f1", float("nan")))
+
+
+def follower_config(cfg: DictConfig) -> DictConfig:
+    """A non-zero rank's config under `torchrun`: it trains alongside rank 0 and logs into a throwaway store.
+
+    Every rank runs the whole experiment (the data-parallel fine-tune needs all of them in its training loop); only
+    rank 0's MLflow run, model and cache entries are kept.
+    """
+    import atexit
+    import shutil
+    import tempfile
+
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    store = Path(tempfile.mkdtemp(prefix=f"stance-rank{rank()}-"))
+    atexit.register(shutil.rmtree, store, True)
+    cfg.mlflow.tracking_uri = f"sqlite:///{store}/mlflow.db"
+    cfg.mlflow.log_model, cfg.mlflow.register, cfg.bootstrap = False, None, 0
+    return cfg
 
 
 def with_own_configs(argv: list[str], cwd: Path) -> list[str]:

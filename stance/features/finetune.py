@@ -197,6 +197,7 @@ def _train_once_distributed(
         dist.broadcast_object_list(found, src=0)
         if found[0]:
             return Path(found[0]), False
+        log.info("fine-tuning %s data-parallel: rank %d of %d", key, resumable.rank(), resumable.world_size())
         if main:
             _publish(key, train, root, saved)
         else:

@@ -47,6 +47,15 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def export_slurm_ranks() -> None:
+    """In a SLURM job of several tasks (hydra/launcher=slurm_ddp), set torch.distributed's variables from SLURM's."""
+    if "RANK" in os.environ or int(os.environ.get("SLURM_NTASKS", "1")) < 2:
+        return
+    from submitit.helpers import TorchDistributedEnvironment
+
+    TorchDistributedEnvironment().export()  # RANK, WORLD_SIZE, MASTER_ADDR/PORT, LOCAL_RANK; one GPU per task
+
+
 def barrier() -> None:
     """Wait for every rank of a data-parallel fit (nothing to wait for in one process)."""
     import torch.distributed as dist

@@ -134,6 +134,7 @@ class CrossEncoderClassifier(ClassifierMixin, BaseEstimator):
             report_to="none",
             disable_tqdm=not self.show_progress,
             dataloader_drop_last=False,
+            ddp_find_unused_parameters=False,  # under torchrun: every parameter takes part in each step
             **saved.trainer_args(out.parent / "trainer"),
         )
         trainer = CrossEncoderTrainer(

@@ -214,3 +214,26 @@ def test_pairs_put_the_target_first_and_use_an_empty_target_without_one():
     assert pairs_of(frame[["text"]]) == [["", "a"], ["", "b"]]
     with pytest.raises(ValueError, match="Input row 1, column 'text'"):
         pairs_of(pd.DataFrame({"text": ["a", None]}))
+
+
+def test_torchrun_with_two_cpu_processes_trains_one_model_and_logs_one_run(tmp_path):
+    from tests.helpers import runs
+
+    store, scratch = f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "tmp"
+    scratch.mkdir()
+    command = [
+        str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc_per_node", "2", "-m", "stance.train",
+        "features=identity", "classifier=cross_encoder", "per_target=false", "bootstrap=0", "data.limit=40",
+        "classifier.max_steps=4", "classifier.max_length=48", "classifier.batch_size=8",
+        "classifier.show_progress=false", f"mlflow.tracking_uri={store}", f"hydra.run.dir={tmp_path}/outputs",
+    ]  # fmt: skip
+    env = {**os.environ, "STANCE_CACHE": str(tmp_path / "cache"), "TMPDIR": str(scratch)}
+    done = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "data-parallel: rank 0 of 2" in done.stdout and "data-parallel: rank 1 of 2" in done.stdout
+    assert done.stdout.count("MLflow run id:") == 1  # rank 0 reports; rank 1 logged into a throwaway store
+    [run] = runs(store)
+    assert run.info.status == "FINISHED" and run.data.metrics["finetune/models"] == 1
+    store_dir = finetune.store_dir(tmp_path / "cache")
+    assert len([p for p in store_dir.iterdir() if not p.name.startswith(".")]) == 1  # one model, written once
+    assert not list(scratch.glob("stance-rank*"))  # rank 1's throwaway store is gone

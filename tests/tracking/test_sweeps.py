@@ -52,6 +52,8 @@ def test_sweep_on_launcher_logs_one_child_run_per_job(launcher, cache, tmp_path)
         ("parallel", {"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", "n_jobs": 2}),
         ("slurm", {"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"}),
         ("slurm_gpu", {"gpus_per_node": 1, "timeout_min": 120}),
+        ("slurm_requeue", {"max_num_timeout": 20, "signal_delay_s": 300, "gpus_per_node": 0}),
+        ("slurm_ddp", {"max_num_timeout": 20, "gpus_per_node": 4, "tasks_per_node": 4}),
     ],
 )
 def test_launcher_presets_compose(preset, expected):
