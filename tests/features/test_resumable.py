@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mlflow.tracking import MlflowClient
 
 from stance.features import finetune
 
@@ -20,17 +21,22 @@ pytestmark = pytest.mark.slow
 
 # A tiny fit of either kind, printing what it did and a few predictions (40 SemEval rows, short sequences).
 _SCRIPT = """
-import json, sys
+import json, os, sys
+import mlflow
 from stance.config import load_data
 from stance.data.schema import to_frame
 kind, steps, every = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 data = {s: to_frame(d) for s, d in load_data("semeval2016_task6", "data.limit=40").items()}
 train, test = data["train"], data["test"].head(10)
+mlflow.set_tracking_uri(f"sqlite:///{os.environ['STANCE_CACHE']}/../mlflow.db")
+mlflow.set_experiment("resume")
 if kind == "cross-encoder":
     from stance.models.cross_encoder import CrossEncoderClassifier
     model = CrossEncoderClassifier(max_steps=steps, checkpoint_steps=every, max_length=48, batch_size=8,
                                    show_progress=False, seed=1)
-    model.fit(train, train["label"])
+    with mlflow.start_run() as run:
+        model.fit(train, train["label"])
+    print("run", run.info.run_id)
     out = model.predict_proba(test)
 else:
     from stance.features.encoders import SentenceEmbedder
@@ -90,6 +96,9 @@ def test_a_fit_killed_after_a_checkpoint_resumes_there_and_ends_as_an_uninterrup
     assert not any((store / ".checkpoints").iterdir())  # the weights are in place: the checkpoints are gone
     [key] = [p.name for p in finetune.store_dir(tmp_path / "roomy").iterdir() if not p.name.startswith(".")]
     assert finetune.cached_weights(key, cache) is not None  # the same content address as the uninterrupted fit's
+    run_id = done.stdout.splitlines()[-2].split()[-1]
+    tags = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(run_id).data.tags
+    assert tags[f"finetune.resumed.{key}"] == f"step {step} of 40"
 
 
 def test_a_full_disk_keeps_the_last_good_checkpoint_and_the_fit_resumes_once_space_is_freed(tmp_path, small_disk):
