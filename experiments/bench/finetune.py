@@ -1,11 +1,14 @@
 """Fine-tuning throughput: our cross-encoder path against a bare sentence-transformers `CrossEncoderTrainer` call.
 
-    python experiments/bench/finetune.py ours|bare [--rows 512] [--steps 32]
+    python experiments/bench/finetune.py ours|bare [--rows 512] [--steps 32] [--model minilm|mpnet]
+        [--checkpoint-steps N]
 
 Both fine-tune MiniLM on the same first `rows` SemEval-2016 A training pairs (target, text) for `steps` steps, batch
 16, max length 128, bfloat16 autocast where the CPU has it, and print one JSON line: pairs/s over the whole call
 (model load, training, saving) and peak RSS. `ours` starts from an empty weights cache (a fresh temporary
-STANCE_CACHE), so it trains. Time whole processes with /usr/bin/time -v or any A/B command timer.
+STANCE_CACHE, the assembled base models linked in), so it trains; `--checkpoint-steps N` saves a resumable checkpoint
+every N steps (the checkpoint overhead is the time against N=0). Time whole processes with /usr/bin/time -v or any
+A/B command timer.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ def main() -> None:
     parser.add_argument("path", choices=["ours", "bare"])
     parser.add_argument("--rows", type=int, default=512)
     parser.add_argument("--steps", type=int, default=32)
+    parser.add_argument("--model", default="minilm", help="ours: minilm or mpnet (a packaged model)")
+    parser.add_argument("--checkpoint-steps", type=int, default=0, help="ours: a checkpoint every N steps")
     args = parser.parse_args()
 
     from stance.config import load_data
@@ -32,7 +37,10 @@ def main() -> None:
 
     train = to_frame(load_data("semeval2016_task6")["train"]).head(args.rows)
     start = time.perf_counter()
-    (ours if args.path == "ours" else bare)(train, args.steps)
+    if args.path == "ours":
+        ours(train, args.steps, args.model, args.checkpoint_steps)
+    else:
+        bare(train, args.steps)
     seconds = time.perf_counter() - start
     pairs = args.steps * BATCH
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -40,13 +48,19 @@ def main() -> None:
                       "pairs_per_s": round(pairs / seconds, 2), "peak_rss_mb": round(peak)}))  # fmt: skip
 
 
-def ours(train, steps: int) -> None:
+def ours(train, steps: int, base: str = "minilm", checkpoint_steps: int = 0) -> None:
+    from pathlib import Path
+
+    from stance.features.cache import cache_dir
     from stance.models.cross_encoder import CrossEncoderClassifier
 
     with tempfile.TemporaryDirectory() as cache:
+        (cache_dir() / "models").mkdir(parents=True, exist_ok=True)
+        Path(cache, "models").symlink_to(cache_dir() / "models")  # an assembled mpnet is not assembled again
         model = CrossEncoderClassifier(
-            max_steps=steps, batch_size=BATCH, max_length=MAX_LENGTH, cache_dir=cache, show_progress=False
-        )
+            model=base, max_steps=steps, batch_size=BATCH, max_length=MAX_LENGTH, cache_dir=cache,
+            show_progress=False, checkpoint_steps=checkpoint_steps,
+        )  # fmt: skip
         model.fit(train, train["label"])
         assert not model.fit_cached_
 

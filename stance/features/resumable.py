@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -134,12 +135,13 @@ class Checkpoints:
             def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
                 if state.global_step >= state.max_steps:  # the weights are saved next: no checkpoint of them
                     control.should_save = False
+                self.saving_since = time.perf_counter()  # the trainer saves (if it does) right after this
                 return control
 
             def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
                 barrier()  # every rank has written its part (its RNG state) before the rename
                 if state.is_world_process_zero:
-                    checkpoints.publish(int(state.global_step))
+                    checkpoints.publish(int(state.global_step), time.perf_counter() - self.saving_since)
                 barrier()
 
             def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -147,15 +149,19 @@ class Checkpoints:
 
         return PublishCheckpoints()
 
-    def publish(self, step: int) -> None:
-        """Rename the trainer's checkpoint of `step` into place, then delete the older ones."""
+    def publish(self, step: int, seconds: float = 0.0) -> None:
+        """Rename the trainer's checkpoint of `step` (written in `seconds`) into place, then delete the older ones."""
         written = self.staging / f"{_PREFIX}{step}"
         final = self.folder / written.name
         os.replace(written, final)  # atomic: the folder holds complete checkpoints only
         for older in self.complete():
             if older != final:
                 shutil.rmtree(older, ignore_errors=True)
-        log.info("checkpoint of %s at step %d of %d: %s", self.key, step, self.total_steps, final)
+        size = sum(f.stat().st_size for f in final.iterdir()) / 1e6
+        log.info(
+            "checkpoint of %s at step %d of %d: %s (%.0f MB, written in %.1f s)",
+            self.key, step, self.total_steps, final, size, seconds,
+        )  # fmt: skip
 
     def trainer_args(self, scratch: Path) -> dict[str, Any]:
         """The trainer's saving arguments: checkpoints into `staging/` every `every` steps, or none (in `scratch`)."""

@@ -5,15 +5,18 @@ part file, and the output is assembled from the parts at the end. The part files
 inputs, the options) live in `<output>.parts/`, so rerunning an interrupted command skips the chunks it finished.
 A validation pass reads every input once before anything is encoded: a missing column, an empty text or bytes that
 do not decode stop the run at once with one message naming the file, row and line; no row is ever dropped.
+A full disk stops the run with one message (the folder, its free space, the chunks kept); no half-written file is left.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ import pandas as pd
 
 from stance.artifact.load import load_model
 from stance.artifact.pyfunc import predict_frame
+from stance.features.cache import free_space
 from stance.features.encoders import forget_vectors
 from stance.models.walk import estimators
 from stance.predict.inputs import Chunk, Options, PredictError, check_chunk, read_chunks
@@ -30,6 +34,7 @@ OUTPUT_FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl"}
 MANIFEST = "manifest.json"
 # A stance model embeds `text` and `target`; the others were trained with target "" (stance.data.tasks.Task).
 TARGET_TASKS = ("stance",)
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 log = logging.getLogger(__name__)
 
 
@@ -121,7 +126,13 @@ def _prepare_parts(parts: Path, manifest: dict[str, Any], restart: bool) -> None
             )
         return
     parts.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(manifest, indent=1))
+    tmp = path.with_suffix(".tmp")
+    try:
+        tmp.write_text(json.dumps(manifest, indent=1))
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)  # a manifest cut short by a full disk would make every rerun refuse the folder
 
 
 def _part_path(parts: Path, file_index: int, chunk_index: int) -> Path:
@@ -153,33 +164,75 @@ def _predict_chunk(
 
 def _write_part(frame: pd.DataFrame, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
-    frame.to_parquet(tmp, index=False)
+    try:
+        frame.to_parquet(tmp, index=False)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # half a chunk is useless, and on a full disk it holds space a rerun needs
+        raise
     os.replace(tmp, path)  # a part exists whole or not at all, so an interrupt never leaves half a chunk
 
 
 def _assemble(parts: list[Path], output: Path, fmt: str) -> None:
     """Concatenate the part files into `output`, one part in memory at a time; written under a temporary name."""
+    tmp = output.with_name(output.name + ".tmp")
+    try:
+        _write_output(parts, tmp, fmt)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # as for a part: a half output only holds the space the rerun needs
+        raise
+    os.replace(tmp, output)
+
+
+def _write_output(parts: list[Path], path: Path, fmt: str) -> None:
+    """Write the parts one after another into `path`, in `fmt`."""
     import pyarrow.parquet as pq
 
-    tmp = output.with_name(output.name + ".tmp")
     if fmt == "parquet":
-        writer = None
-        for part in parts:
-            table = pq.read_table(part)
-            if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema)
-            writer.write_table(table.cast(writer.schema))
-        if writer is not None:
-            writer.close()
+        schema = pq.read_schema(parts[0])
+        with _closing(pq.ParquetWriter(path, schema)) as writer:
+            for part in parts:
+                writer.write_table(pq.read_table(part).cast(schema))
+        return
+    with _closing(path.open("w", encoding="utf-8", newline="")) as handle:
+        for i, part in enumerate(parts):
+            frame = pd.read_parquet(part)
+            if fmt == "csv":
+                frame.to_csv(handle, index=False, header=i == 0)
+            else:
+                frame.to_json(handle, orient="records", lines=True, force_ascii=False)
+
+
+@contextmanager
+def _closing(handle: Any) -> Iterator[Any]:
+    """`handle`, closed after the block; after a failure quietly: on a full disk its last flush fails again."""
+    try:
+        yield handle
+    except BaseException:
+        with suppress(OSError):  # the first error is the one to report, not the flush that repeats it
+            handle.close()
+        raise
+    handle.close()
+
+
+def _disk_full(err: OSError) -> bool:
+    """Whether `err` means the disk is full (pyarrow words it its own way but keeps the errno)."""
+    return err.errno in _FULL_ERRNOS or "No space left" in str(err)
+
+
+def _full_disk_error(err: OSError, output: Path, parts: Path, chunks: int, assembling: bool) -> PredictError:
+    """One line for a full disk under `output`: the folder, its free space, the chunks kept and how to resume."""
+    reason = os.strerror(err.errno) if err.errno else str(err).splitlines()[0]
+    kept = sum(1 for _ in parts.glob("part-*.parquet"))
+    if assembling:
+        step, done = f"writing {output.name}", f"All {kept} chunk(s) are labelled and kept in {parts}"
+        resume = "it skips the labelling and only writes the output"
     else:
-        with tmp.open("w", encoding="utf-8", newline="") as handle:
-            for i, part in enumerate(parts):
-                frame = pd.read_parquet(part)
-                if fmt == "csv":
-                    frame.to_csv(handle, index=False, header=i == 0)
-                else:
-                    frame.to_json(handle, orient="records", lines=True, force_ascii=False)
-    os.replace(tmp, output)
+        step, done = "labelling", f"{kept} of {chunks} chunk(s) are finished and kept in {parts}"
+        resume = "it skips the finished chunks and labels only the rest"
+    return PredictError(
+        f"{reason} in {output.parent} while {step}. {free_space(output.parent)} {done}; free some space there and run "
+        f"the same command again: {resume}."
+    )
 
 
 def predict_files(
@@ -192,8 +245,6 @@ def predict_files(
     on_chunk: Callable[[int], None] | None = None,
 ) -> int:
     """Label every row of `inputs` into `output`; resumes an interrupted run of the same command. Returns the rows."""
-    from tqdm.auto import tqdm
-
     opts = opts or Options()
     if opts.chunk_size < 1:
         raise PredictError(f"--chunk-size must be at least 1, got {opts.chunk_size}.")
@@ -209,26 +260,50 @@ def predict_files(
         log.warning("--target ignored: this %s model takes no target.", model.task.get("task"))
     checked = [opts.text_column, *([opts.target_column] if needs_target and opts.target is None else [])]
     # Validation pass: the whole input, before anything is encoded, so a bad row late in a file fails in seconds.
-    counts, with_id = [], False
+    counts, chunks, with_id = [], 0, False
     for path in paths:
         rows = 0
         for chunk in read_chunks(path, opts, needs_target):
             check_chunk(path, chunk, checked)
-            rows += len(chunk)
+            rows, chunks = rows + len(chunk), chunks + 1
             with_id = with_id or opts.id_column in chunk.columns
         if rows == 0:
             raise PredictError(f"{path} holds no rows to label.")
         counts.append(rows)
-    parts = _parts_dir(output)
-    _prepare_parts(parts, _manifest(model, model_uri, paths, opts, fmt), restart)
+    parts, assembling = _parts_dir(output), False
+    try:
+        _prepare_parts(parts, _manifest(model, model_uri, paths, opts, fmt), restart)
+        if done := sum(1 for _ in parts.glob("part-*.parquet")):
+            log.warning("Resuming %s: %d chunk(s) already labelled in %s are kept.", output, done, parts)  # shown
+        written = _label(model, paths, sum(counts), parts, opts, with_id, progress, on_chunk)
+        assembling = True
+        _assemble(written, output, fmt)
+    except OSError as err:
+        if not _disk_full(err):
+            raise
+        raise _full_disk_error(err, output, parts, chunks, assembling) from None
+    shutil.rmtree(parts)
+    return sum(counts)
+
+
+def _label(
+    model: LoadedModel,
+    paths: list[Path],
+    rows: int,
+    parts: Path,
+    opts: Options,
+    with_id: bool,
+    progress: bool,
+    on_chunk: Callable[[int], None] | None,
+) -> list[Path]:
+    """Label each chunk not yet in `parts` into its part file; returns every chunk's part file, in order."""
+    from tqdm.auto import tqdm
+
     labels: list[str | None] = [str(p) for p in paths] if len(paths) > 1 else [None]
-    done = sum(1 for _ in parts.glob("part-*.parquet"))
-    if done:
-        log.warning("Resuming %s: %d chunk(s) already labelled in %s are kept.", output, done, parts)  # shown
     written: list[Path] = []
-    with tqdm(total=sum(counts), unit="row", desc="Predicting", disable=not progress) as bar:
+    with tqdm(total=rows, unit="row", desc="Predicting", disable=not progress) as bar:
         for f, path in enumerate(paths):
-            for c, chunk in enumerate(read_chunks(path, opts, needs_target)):
+            for c, chunk in enumerate(read_chunks(path, opts, model.needs_target)):
                 part = _part_path(parts, f, c)
                 if not part.exists():
                     _write_part(_predict_chunk(model, chunk, opts, labels[f], with_id), part)
@@ -236,6 +311,4 @@ def predict_files(
                         on_chunk(c)
                 written.append(part)
                 bar.update(len(chunk))
-    _assemble(written, output, fmt)
-    shutil.rmtree(parts)
-    return sum(counts)
+    return written

@@ -5,6 +5,7 @@ The run's model is logged by `stance.artifact.save`.
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import tempfile
 import warnings
@@ -15,11 +16,24 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow.entities import LoggedModelStatus
 
 from stance.evaluation import figures
 from stance.tracking.redact import quiet_credentials, redact, redact_config, redact_text
-from stance.tracking.server import check_tracking_uri, set_experiment
+from stance.tracking.server import (
+    FULL_ERRNOS,
+    TrackingError,
+    check_tracking_uri,
+    error_chain,
+    first_line,
+    full_disk,
+    full_store_error,
+    retry_busy,
+    set_experiment,
+)
 from stance.tracking.signals import sigterm_as_interrupt
+
+log = logging.getLogger(__name__)
 
 
 def flatten(config: dict[str, Any]) -> dict[str, Any]:
@@ -40,23 +54,154 @@ def git_commit() -> str:
 def mlflow_run(
     tracking_uri: str, experiment: str, run_name: str | None, params: dict[str, Any], tags: dict[str, str]
 ) -> Iterator[Any]:
-    """An active MLflow run, once the store answers; an error ends it FAILED, Ctrl-C or SIGTERM KILLED."""
+    """An active MLflow run, once the store answers; an error ends it FAILED, Ctrl-C or SIGTERM KILLED.
+
+    A full disk under the store or its artifacts is a `StoreFullError` saying whether the run's end was recorded; a
+    status the store cannot record is said in one line, never raised over the error that ended the run.
+    """
     check_tracking_uri(tracking_uri)
     quiet_credentials(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
-    set_experiment(experiment)
-    run = mlflow.start_run(run_name=run_name and redact_text(run_name), tags=redact(tags))
+    with _full_disk_said_once():
+        run = _start_run(tracking_uri, experiment, run_name, tags)
+        try:
+            with sigterm_as_interrupt():
+                mlflow.log_params({k: v[:6000] for k, v in redact(params).items()})
+                yield run
+        except BaseException as err:
+            _end_failed(run, err, tracking_uri)
+            raise
+        unrecorded = _end_run(run, "FINISHED")
+        if unrecorded is not None:
+            raise _unrecorded_error(run, "FINISHED", unrecorded, tracking_uri) from None
+
+
+@contextmanager
+def _full_disk_said_once() -> Iterator[None]:
+    """Within: MLflow logs no traceback of a full disk (80 lines each time), which the `StoreFullError` says in one."""
+    logger = logging.getLogger("mlflow.store.db.utils")  # logs, then raises, every SQLAlchemy OperationalError
+    quiet = _NotFullDisk()
+    logger.addFilter(quiet)
     try:
-        with sigterm_as_interrupt():
-            mlflow.log_params({k: v[:6000] for k, v in redact(params).items()})
-            yield run
-    except KeyboardInterrupt:
-        mlflow.end_run("KILLED")
+        yield
+    finally:
+        logger.removeFilter(quiet)
+
+
+class _NotFullDisk(logging.Filter):
+    """Passes the log records whose error is not a full disk."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and record.exc_info[1] and full_disk(record.exc_info[1]))
+
+
+def _start_run(tracking_uri: str, experiment: str, run_name: str | None, tags: dict[str, str]) -> Any:
+    """`mlflow.start_run` in `experiment`; a `StoreFullError` if the store's disk is too full to create the run."""
+    try:
+        set_experiment(experiment)
+        return mlflow.start_run(run_name=run_name and redact_text(run_name), tags=redact(tags))
+    except Exception as err:
+        if full_disk(err):
+            raise full_store_error(err, tracking_uri, "to start a run in", then="No run was created. ") from None
         raise
-    except BaseException:
-        mlflow.end_run("FAILED")
-        raise
-    mlflow.end_run("FINISHED")
+
+
+def _end_failed(run: Any, err: BaseException, tracking_uri: str) -> None:
+    """End `run` KILLED (Ctrl-C, SIGTERM) or FAILED after `err`; a `StoreFullError` instead if a disk filled up."""
+    status = "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED"
+    full = isinstance(err, Exception) and bool(full_disk(err)) and _from_mlflow(err, run)
+    removed: list[str] = []
+    if full:  # first free what MLflow left behind, so that the store may have room to record the end
+        removed = _drop_half_written(err, _artifact_root(run))
+        _fail_pending_models(run)
+    unrecorded = _end_run(run, status)
+    if full:
+        then = "".join(f"The cut-short copy {path} was removed. " for path in removed)
+        if unrecorded is None:
+            then += f"The run is marked {status}. "
+        else:
+            why = full_disk(unrecorded) or first_line(unrecorded)  # SQLAlchemy's own first line says nothing here
+            then += f"Its status could not be recorded either ({why}): it shows RUNNING. "
+        doing = f"for MLflow run {run.info.run_id} in"
+        raise full_store_error(err, tracking_uri, doing, _artifact_root(run), then=then) from None
+    if unrecorded is not None:  # the error that ended the run is the one raised; this one is only said
+        log.warning("MLflow run %s could not be marked %s: %s", run.info.run_id, status, first_line(unrecorded))
+
+
+def _fail_pending_models(run: Any) -> None:
+    """Mark FAILED the run's logged models left PENDING (MLflow could not: the store was full when a copy failed)."""
+    client = mlflow.tracking.MlflowClient()
+    try:
+        found = f"source_run_id = '{run.info.run_id}'"
+        for model in client.search_logged_models(experiment_ids=[run.info.experiment_id], filter_string=found):
+            if model.status == LoggedModelStatus.PENDING:
+                client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
+    except Exception:  # the store may still be full: the message reports the run's own status, which matters more
+        pass
+
+
+def _end_run(run: Any, status: str) -> Exception | None:
+    """End the active run with `status`; the store's error if it could not record it (no run stays active)."""
+    try:
+        mlflow.end_run(status)  # takes the run off the active stack before it writes, so this cannot leave it active
+    except Exception:
+        try:  # a store busy under parallel jobs answers after a pause; a full one does not
+            retry_busy(lambda: mlflow.tracking.MlflowClient().set_terminated(run.info.run_id, status))
+        except Exception as err:
+            return err
+    return None
+
+
+def _unrecorded_error(run: Any, status: str, err: Exception, tracking_uri: str) -> TrackingError:
+    """The error for a run that ended well but whose status the store could not record."""
+    if full_disk(err):
+        then = f"Everything else was logged, but the run could not be marked {status}: it shows RUNNING. "
+        return full_store_error(err, tracking_uri, f"to end MLflow run {run.info.run_id} in", then=then)
+    return TrackingError(
+        f"MLflow run {run.info.run_id} was logged but could not be marked {status} in {redact_text(tracking_uri)} "
+        f"({first_line(err)}); it shows RUNNING."
+    )
+
+
+def _artifact_root(run: Any) -> str:
+    """The experiment's artifact folder: the run's artifacts and its logged models (`<root>/models/`) live under it."""
+    return run.info.artifact_uri.removesuffix(f"/{run.info.run_id}/artifacts")
+
+
+def _from_mlflow(err: BaseException, run: Any) -> bool:
+    """Whether MLflow raised `err` or it names a file under the run's artifacts (not another disk: the cache's...)."""
+    from mlflow.exceptions import MlflowException
+
+    return any(
+        isinstance(link, MlflowException) or type(link).__module__.startswith("sqlalchemy")
+        or _under(getattr(link, "filename2", None), _artifact_root(run))
+        for link in error_chain(err)
+    )  # fmt: skip
+
+
+def _drop_half_written(err: BaseException, root: str) -> list[str]:
+    """Delete the copies a full disk cut short under the artifact root, and say which.
+
+    Such a copy is useless, and its space lets the store record the run's end (a local SQLite store and its
+    artifacts share a disk).
+    """
+    removed = []
+    for link in error_chain(err):
+        target = getattr(link, "filename2", None)  # a copy's destination; its source is never touched
+        if isinstance(link, OSError) and link.errno in FULL_ERRNOS and _under(target, root) and Path(target).is_file():
+            Path(target).unlink()
+            removed.append(target)
+    return removed
+
+
+def _under(path: str | None, root: str) -> bool:
+    """Whether `path` lies in the local artifact folder `root` (never for remote artifact stores)."""
+    from mlflow.utils.file_utils import local_file_uri_to_path
+    from mlflow.utils.uri import is_local_uri
+
+    if not path or not is_local_uri(root):
+        return False
+    return Path(path).resolve().is_relative_to(Path(local_file_uri_to_path(root)).resolve())
 
 
 def log_dataset(frames: dict[str, pd.DataFrame], name: str, source: str) -> str:

@@ -264,3 +264,58 @@ print(set_, (libc.mallinfo2().hblkhd - before) >> 20)
         assert done.returncode == 0, done.stderr[-2000:]
         mapped[mode] = done.stdout.split()
     assert mapped == {"default": ["False", "0"], "set": ["True", "12"]}
+
+
+def _kb(path: Path) -> int:
+    """The kilobytes a file takes on a tmpfs: whole 4 kB pages."""
+    return -(-path.stat().st_size // 4096) * 4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sink", [".csv", ".parquet"])
+def test_a_full_disk_keeps_the_finished_chunks_and_the_same_command_finishes_once_space_is_freed(
+    sink, model_uri, statements, tmp_path, small_disk
+):
+    src = write(statements, tmp_path / "in.csv")
+    opts = Options(chunk_size=50)  # 300 rows: six chunks
+    roomy = tmp_path / "roomy" / f"out{sink}"
+    roomy.parent.mkdir()
+
+    def stop_after_last(chunk: int) -> None:
+        if chunk == 5:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):  # every part written, none assembled: their sizes size the small disk below
+        predict_files(model_uri, [src], roomy, opts, progress=False, on_chunk=stop_after_last)
+    manifest, *parts = [_kb(p) for p in sorted(Path(f"{roomy}.parts").iterdir())]
+    predict_files(model_uri, [src], roomy, opts, progress=False)
+
+    disk = small_disk("out", manifest + parts[0] + parts[1])  # two chunks fit, the third does not
+    out = disk / f"out{sink}"
+    cmd = [sys.executable, "-m", "stance.cli", "predict", model_uri, str(src), "-o", str(out), "--chunk-size", "50",
+           "--no-progress"]  # fmt: skip
+
+    def predict() -> str:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert "Traceback" not in done.stderr, done.stderr[-3000:]
+        errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+        assert done.returncode == (1 if errors else 0) and len(errors) <= 1, done.stderr[-3000:]
+        return errors[0] if errors else ""
+
+    error = predict()
+    assert f"No space left on device in {disk} while labelling. " in error and f"MB free in {disk}." in error
+    assert f"2 of 6 chunk(s) are finished and kept in {out}.parts" in error and "run the same command again" in error
+    kept = ["manifest.json", "part-0000-0000000.parquet", "part-0000-0000001.parquet"]
+    assert sorted(p.name for p in Path(f"{out}.parts").iterdir()) == kept  # no half-written part
+
+    subprocess.run(["mount", "-o", f"remount,size={manifest + sum(parts) + _kb(roomy) - 4}k", str(disk)], check=True)
+    error = predict()  # every chunk fits now, the output one page short
+    assert f"No space left on device in {disk} while writing {out.name}. " in error and f"MB free in {disk}." in error
+    assert f"All 6 chunk(s) are labelled and kept in {out}.parts" in error and "only writes the output" in error
+    assert sorted(p.name for p in disk.iterdir()) == [f"{out.name}.parts"]  # no half-written output
+    assert len(list(Path(f"{out}.parts").glob("part-*.parquet"))) == 6
+
+    subprocess.run(["mount", "-o", "remount,size=2m", str(disk)], check=True)  # space freed
+    assert predict() == ""
+    assert out.read_bytes() == roomy.read_bytes()
+    assert sorted(p.name for p in disk.iterdir()) == [out.name]
