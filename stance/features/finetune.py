@@ -271,6 +271,7 @@ def train_contrastive(
     trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=[loss_logger(saved.key), saved.callback()])
     # SetFit's train_embeddings, with the resume argument it does not pass on: seeded pairs, so the data order holds.
     trainer.st_trainer.setfit_args = args
+    trainer.st_trainer.args.ddp_find_unused_parameters = False  # under torchrun: every parameter takes part
     transformers.set_seed(settings.seed)
     max_pairs = -1 if args.max_steps == -1 else args.max_steps * args.embedding_batch_size
     trainer.st_trainer.train_dataset, trainer.st_trainer.loss = trainer.get_dataset(
