@@ -17,7 +17,7 @@ def test_list_shows_every_corpus_with_sizes(data_root):
     lines = {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:]}
     # Exactly the data configs that declare a corpus: all but own files, the Hub and the mix.
     configs = {p.stem for p in (CONF / "data").glob("*.yaml")} - {"files", "hub", "stance_mix"}
-    assert set(lines) == configs == set(corpora()) and len(configs) == 15
+    assert set(lines) == configs == set(corpora()) and len(configs) == 18
     assert lines["vast_devtest"][1:] == ["stance", "validation,test", "-", "2062", "3006"]
     assert lines["ag_news_test"][1:] == ["topic", "test", "-", "-", "7600"]
 

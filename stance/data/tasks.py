@@ -1,4 +1,5 @@
-"""A task is a choice of input and label columns: stance toward a target, topic (single- or multi-label), or claim."""
+"""A task is a choice of input and label columns: stance toward a target, topic (single- or multi-label), claim, or
+NLI (premise as `text`, hypothesis as `target`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pandas as pd
 
 from stance.data.schema import DataError
 
-TASKS = ("stance", "topic", "claim")
+TASKS = ("stance", "topic", "claim", "nli")
 
 
 @dataclass

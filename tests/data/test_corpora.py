@@ -56,7 +56,7 @@ NOT_CORPORA = {"files", "hub", "stance_mix"}
 
 def test_every_corpus_config_declares_a_reader_that_takes_its_keys():
     assert set(corpora()) == {p.stem for p in (CONF / "data").glob("*.yaml")} - NOT_CORPORA
-    assert {c.task for c in corpora().values()} == {"stance", "topic", "claim", "sentiment"}
+    assert {c.task for c in corpora().values()} == {"stance", "topic", "claim", "sentiment", "nli"}
     for name, corpus in corpora().items():
         node = compose(f"data={name}").data
         assert corpus.target in (None, node._target_)  # None: the reader of the config it extends (e.g. files)
