@@ -33,6 +33,13 @@ def options(group: str) -> list[str]:
 SLICE = ["per_target=false", "bootstrap=0", "features.show_progress=false", "mlflow.log_model=false"]
 
 
+def default_sigint() -> None:
+    """A child's `preexec_fn`: SIGINT as from a terminal (a `nohup ... &` job, some CI runners, pass it on ignored)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def train_command(store: str, workdir: Path, *overrides: str, multirun: bool = False) -> list[str]:
     return [
         sys.executable, "-m", "stance.train", *(["-m"] if multirun else []), *SLICE, f"mlflow.tracking_uri={store}",

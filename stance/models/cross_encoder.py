@@ -80,19 +80,25 @@ class CrossEncoderClassifier(ClassifierMixin, BaseEstimator):
         self.classes_, codes = finetune.label_codes(y)
         if len(self.classes_) < 2:
             raise ValueError(f"A classifier needs two classes or more; the training labels are all {self.classes_}.")
+        self._fine_tune(pairs, codes, "cross-encoder")
+        return self
+
+    def _fine_tune(self, pairs: list[list[str]], codes: list[int], kind: str) -> None:
+        """Train the head `_head()` on the pairs, or reuse the cached weights of an identical fine-tune of this kind."""
         base = model_identity(self.model)
         digest = finetune.data_digest(pairs, codes)
-        saved = finetune.checkpoints(
-            "cross-encoder", base, digest, self._settings(), self.checkpoint_steps, self.cache_dir
-        )
+        saved = finetune.checkpoints(kind, base, digest, self._settings(), self.checkpoint_steps, self.cache_dir)
         train, timing = finetune.timed(lambda out: self._train(pairs, codes, out, saved))
         path, trained = finetune.train_once(saved.key, train, self.cache_dir, saved)
         self.weights_key_, self.weights_path_ = saved.key, str(path)
         self.base_identity_, self.fit_seconds_, self.fit_cached_ = base, timing["seconds"], not trained
         self.resumed_from_step_, self.fit_steps_ = saved.resumed_from, saved.steps
         done = f"trained in {timing['seconds']:.1f} s" if trained else "from cache"
-        log.info("cross-encoder %s: %s", saved.key, done)
-        return self
+        log.info("%s %s: %s", kind, saved.key, done)
+
+    def _head(self) -> list[str]:
+        """The names of the classification head's outputs, in index order: the classes (an entailment head differs)."""
+        return [str(c) for c in self.classes_]
 
     def _train(self, pairs: list[list[str]], codes: list[int], out: Path, saved: resumable.Checkpoints) -> None:
         import torch
@@ -106,20 +112,28 @@ class CrossEncoderClassifier(ClassifierMixin, BaseEstimator):
         )
 
         transformers.set_seed(self.seed)  # the new head's initial weights too: the same seed gives the same weights
+        head = self._head()
         try:
             base_path = resolve_model_path(self.model, self.cache_dir)
             encoder = CrossEncoder(
-                base_path, num_labels=len(self.classes_), max_length=self.max_length, device=self.device
+                base_path,
+                num_labels=len(head),
+                max_length=self.max_length,
+                device=self.device,
+                model_kwargs={"ignore_mismatched_sizes": True},  # a base with another label set gets a new head
             )
         except ModelLoadError:
             raise
         except Exception as err:  # the Hub client raises many types; all mean the same to the user
             raise finetune.base_model_error(self.model, "for the cross-encoder", err) from None
+        # The saved config names the outputs, so the weights say which one is which (an NLI head's "entailment").
+        encoder.model.config.id2label = dict(enumerate(head))
+        encoder.model.config.label2id = {name: i for i, name in enumerate(head)}
         data = Dataset.from_dict({"target": [p[0] for p in pairs], "text": [p[1] for p in pairs], "label": codes})
         weight = None
         if self.class_weight == "balanced":
-            counts = np.bincount(codes, minlength=len(self.classes_))
-            weight = torch.tensor(len(codes) / (len(self.classes_) * np.maximum(counts, 1)), dtype=torch.float32)
+            counts = np.bincount(codes, minlength=len(head))
+            weight = torch.tensor(len(codes) / (len(head) * np.maximum(counts, 1)), dtype=torch.float32)
         args = CrossEncoderTrainingArguments(
             num_train_epochs=self.epochs,
             max_steps=self.max_steps,

@@ -25,6 +25,7 @@ from stance.features import finetune
 from stance.features.encoders import SentenceEmbedder
 from stance.features.pretrained import DEFAULT_MODEL, ModelLoadError, resolve_model_path
 from stance.models.cross_encoder import CrossEncoderClassifier, pairs_of
+from tests.helpers import default_sigint
 
 pytestmark = pytest.mark.slow
 # A few fast steps: short sequences, small batches.
@@ -140,7 +141,8 @@ def test_an_interrupted_fine_tune_leaves_no_entry_and_the_rerun_succeeds(tmp_pat
     log = tmp_path / "fit.log"
     with log.open("w") as out:
         # Steps enough never to finish on any machine: the interrupt always lands mid-fit.
-        job = subprocess.Popen([sys.executable, "-c", _FIT_SCRIPT, "100000"], env=env, stdout=out, stderr=out)
+        command = [sys.executable, "-c", _FIT_SCRIPT, "100000"]
+        job = subprocess.Popen(command, env=env, stdout=out, stderr=out, preexec_fn=default_sigint)
         deadline = time.monotonic() + 300
         # The staging folder exists while the trainer runs; interrupt once it has started training.
         while not (store.exists() and any(p.name.startswith(".cross-encoder-") for p in store.iterdir())):

@@ -17,6 +17,7 @@ RAW_TEXT = {
     "stacking": "seed=13",
     "cross_encoder": "classifier.max_steps=3",
     "cross_encoder_undersampled": "classifier.estimator.max_steps=3",
+    "entailment": "classifier.max_steps=3",
 }
 
 

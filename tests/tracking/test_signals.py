@@ -10,12 +10,7 @@ import subprocess
 
 import pytest
 
-from tests.helpers import cache_entries, cached_so_far, runs, sweep_results, train_command, wait_for
-
-
-def default_sigint() -> None:
-    """As from a terminal: a shell's background job (nohup ... &, some CI runners) inherits SIGINT ignored."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+from tests.helpers import cache_entries, cached_so_far, default_sigint, runs, sweep_results, train_command, wait_for
 
 
 @pytest.mark.slow
