@@ -116,3 +116,24 @@ def small_disk(tmp_path):
     yield make
     for folder in mounted:
         subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+# Rows per corpus split for the sliced default models of `stance analyze`: enough to learn something, quick to fit.
+ANALYZE_LIMIT = 400
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory, data_root) -> str:
+    """A tracking store holding the default models of `stance analyze`, trained by their named experiments on slices."""
+    from stance.experiment import train_default
+
+    uri = f"sqlite:///{tmp_path_factory.mktemp('analyze-registry')}/mlflow.db"
+    for kind in ("claim", "stance"):
+        train_default(kind, uri, limit=ANALYZE_LIMIT)
+    return uri
+
+
+@pytest.fixture(scope="session")
+def article(data_root) -> Path:
+    """The example news article."""
+    return data_root.parent / "examples" / "news_security_guarantees.txt"

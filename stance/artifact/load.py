@@ -18,10 +18,9 @@ from stance.artifact.trust import (
     legacy_module_paths,
     untrusted_types,
 )
+from stance.features.pretrained import WEIGHTS_PREFIX
 from stance.models.cross_encoder import attach_weights
 
-# Artifact names of fine-tuned weight folders inside a logged model: `weights-<key>`.
-WEIGHTS_PREFIX = "weights-"
 log = logging.getLogger(__name__)
 
 

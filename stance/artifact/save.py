@@ -14,11 +14,10 @@ import mlflow
 import pandas as pd
 from mlflow.models import infer_signature
 
-from stance.artifact.load import WEIGHTS_PREFIX
 from stance.artifact.pyfunc import predict_frame
 from stance.artifact.trust import import_skops
 from stance.artifact.wheel import build_wheel
-from stance.features.pretrained import packaged_distributions
+from stance.features.pretrained import WEIGHTS_PREFIX, packaged_distributions
 from stance.features.vocabulary import COMPACT
 from stance.models.walk import ModelParts, model_parts
 

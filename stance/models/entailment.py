@@ -20,7 +20,7 @@ import pandas as pd
 
 from stance.data.schema import DataError
 from stance.features import finetune
-from stance.features.pretrained import DEFAULT_MODEL, ModelLoadError, model_identity, resolve_model_path
+from stance.features.pretrained import DEFAULT_MODEL, ModelLoadError, is_logged, model_identity, resolve_model_path
 from stance.models.cross_encoder import CrossEncoderClassifier, _load, pairs_of
 
 ENTAILMENT, NOT_ENTAILMENT, CONTRADICTION = "entailment", "not_entailment", "contradiction"
@@ -191,13 +191,14 @@ class EntailmentClassifier(CrossEncoderClassifier):
         return super()._settings() | own
 
     def _use_as_is(self) -> None:
-        """Zero-shot: predict with `model` itself; a local folder travels inside the logged model like weights."""
+        """Zero-shot: predict with `model` itself; a folder (or a logged stage's cached copy) ships like weights."""
         self.fine_tuned_, self.fit_seconds_, self.fit_cached_ = False, 0.0, True
         self.resumed_from_step_, self.fit_steps_ = 0, 0
-        folder = Path(self.model).expanduser()
+        local = resolve_model_path(self.model, self.cache_dir) if is_logged(self.model) else self.model
+        folder = Path(local).expanduser()
         if folder.is_dir():  # a Hub name or packaged model is looked up by name; a folder is knowledge to ship
             marker = folder / finetune.COMPLETE  # weights fine-tuned here carry their content address
-            digest = hashlib.sha256(model_identity(self.model).encode()).hexdigest()[:20]
+            digest = hashlib.sha256(model_identity(str(folder)).encode()).hexdigest()[:20]
             self.weights_key_ = marker.read_text().strip() if marker.is_file() else f"nli-model-{digest}"
             self.weights_path_ = str(folder)
 

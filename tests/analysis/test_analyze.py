@@ -16,27 +16,11 @@ import pytest
 import stance
 from stance.analysis.analyze import DEFAULT_MODELS, default_model, render
 from stance.data.schema import STANCE_LABELS
-from stance.experiment import run_experiment, train_default
+from stance.experiment import run_experiment
 from tests.helpers import FIXTURES
 
 FIXTURE = FIXTURES / "news_security_guarantees.json"
 TARGET = "NATO expansion to the east"
-# Rows per corpus split for the sliced default models: enough to learn something, quick to fit.
-LIMIT = 400
-
-
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory, data_root) -> str:
-    """A tracking store holding the default models, trained by their named experiments on slices."""
-    uri = f"sqlite:///{tmp_path_factory.mktemp('analyze-registry')}/mlflow.db"
-    for kind in ("claim", "stance"):
-        train_default(kind, uri, limit=LIMIT)
-    return uri
-
-
-@pytest.fixture(scope="session")
-def article(data_root) -> Path:
-    return data_root.parent / "examples" / "news_security_guarantees.txt"
 
 
 @pytest.fixture(scope="session")

@@ -8,12 +8,14 @@ import os
 import subprocess
 import sys
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 from transformers import AutoConfig
 
+import stance
 from stance.config import compose_config, load_data
 from stance.data.schema import DataError, to_frame
 from stance.experiment import run_experiment
@@ -174,3 +176,70 @@ def test_a_logged_entailment_model_predicts_identically_in_a_fresh_process_with_
     assert not (tmp_path / "empty" / "finetuned").exists()  # the weights came from the model, not a cache
     run = MlflowClient(cfg.mlflow.tracking_uri).get_run(result.run_id)
     assert run.data.metrics["finetune/models"] == 1 and run.data.metrics["time/finetune_seconds"] > 0
+
+
+def _train(store: str, cache: str, *overrides: str) -> str:
+    """`python -m stance.train` in a fresh process (the user's command); its output."""
+    env = {**os.environ, "STANCE_CACHE": cache}
+    done = subprocess.run(
+        [sys.executable, "-m", "stance.train", f"mlflow.tracking_uri={store}", "bootstrap=0", *overrides],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_the_stance_stage_starts_from_the_registered_nli_stage_and_labels_unseen_targets_in_a_fresh_process(
+    tmp_path, registry, article
+):
+    store, cache = f"sqlite:///{tmp_path}/mlflow.db", str(tmp_path / "cache")
+    quick = ["classifier.max_steps=5", "classifier.max_length=48", "classifier.batch_size=8"]
+    _train(store, cache, "experiment=nli_stage", "data.limit=200", *quick)
+    client = MlflowClient(store)
+    nli = client.get_model_version_by_alias("nli-minilm", "champion")
+    _train(store, cache, "experiment=stance_stage", "data.limit=50", *quick)
+    stage = client.get_model_version_by_alias("stance-entailment", "champion")
+    run = client.get_run(stage.run_id)
+    assert run.data.params["classifier.model"] == "models:/nli-minilm@champion"
+    assert run.data.metrics["finetune/models"] == 1
+    downloaded = list((tmp_path / "cache" / "models" / "mlflow").glob("*/MLmodel"))  # once, kept by model uuid
+    assert len(downloaded) == 1 and f"run_id: {nli.run_id}" in downloaded[0].read_text()
+
+    # A fresh process, another folder, an empty cache: the logged model carries its weights and labels a new target.
+    (tmp_path / "rows.json").write_text(UNSEEN.to_json(orient="records"))
+    env = {**os.environ, "STANCE_CACHE": str(tmp_path / "empty"), "MLFLOW_TRACKING_URI": store}
+    done = subprocess.run(
+        [sys.executable, "-c", _PREDICT_SCRIPT, "models:/stance-entailment@champion", str(tmp_path / "rows.json")],
+        env=env, capture_output=True, text=True, cwd=tmp_path / "cache",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    proba = np.array(json.loads(done.stdout.splitlines()[-1]))
+    assert proba.shape == (1, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-9)
+
+    # With no task training at all: the NLI stage as it is, on the news article, toward a target no corpus has.
+    zero_shot, trained = ["classifier.zero_shot=true", "mlflow.register=null"], _entries(cache)
+    _train(store, cache, "experiment=stance_stage", "data.limit=20", *zero_shot)
+    latest = client.search_runs([run.info.experiment_id], order_by=["attributes.start_time DESC"])[0]
+    assert _entries(cache) == trained and latest.data.params["classifier.zero_shot"] == "True"  # nothing trained
+    before, _ = mlflow.get_tracking_uri(), mlflow.set_tracking_uri(store)
+    try:  # a local copy, as a user would pass a folder: analyze reads its default models from another store
+        model = mlflow.artifacts.download_artifacts(f"runs:/{latest.info.run_id}/model", dst_path=str(tmp_path))
+    finally:
+        mlflow.set_tracking_uri(before)
+    text = article.read_text(encoding="utf-8")
+    statements = stance.analyze(text, ["NATO expansion"], stance_model=model, tracking_uri=registry).statements
+    assert len(statements) > 5
+    assert set(statements["stance: NATO expansion"]) <= set(LABELS), statements.columns
+
+
+def test_a_stage_that_was_never_logged_is_one_error_naming_the_store(semeval, tmp_path, monkeypatch):
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    train = semeval["train"]
+    model = EntailmentClassifier(model="models:/nli-nowhere@champion", hypotheses=STANCE, cache_dir=str(tmp_path))
+    with pytest.raises(
+        ModelLoadError, match=f"'models:/nli-nowhere@champion' cannot be read from the MLflow store {store}"
+    ):
+        model.fit(train, train["label"])
