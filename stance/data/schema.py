@@ -299,10 +299,10 @@ def split_table(frames: Mapping[str, pd.DataFrame], most_labels: int = 12) -> st
     """Rows per split and label as a table (rows per split alone for label sets or more than `most_labels` labels)."""
     rows = pd.Series({split: len(frame) for split, frame in frames.items()}, name="rows")
     if any(isinstance(label, list) for frame in frames.values() for label in frame["label"].head(1)):
-        return rows.to_string()
+        return rows.to_frame().to_string()
     table = pd.DataFrame({split: frame["label"].value_counts() for split, frame in frames.items()}).T
     if table.shape[1] > most_labels:
-        return rows.to_string()
+        return rows.to_frame().to_string()
     table = table.reindex(columns=sorted(table.columns)).fillna(0).astype(int).rename_axis(columns=None)
     return table.assign(total=rows).to_string()
 

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stance.data.files import files, hub, read_file
-from stance.data.schema import DataError, to_frame, validate
+from stance.data.schema import DataError, split_table, to_frame, validate
 
 ROWS = [
     ("Tweet", "Target 1", "Stance 1", "Target 2", "Stance 2"),
@@ -331,3 +331,16 @@ def test_reader_never_crashes_nor_loses_rows(tmp_path, rows):
         assert data["test"].num_rows == len(rows)
         assert to_frame(data["test"])["text"].tolist() == frame["text"].tolist()
         assert read_file(path).shape[0] == len(rows)
+
+
+def test_split_table_counts_rows_per_split_and_label_or_rows_alone_for_label_sets():
+    frames = {"train": pd.DataFrame({"label": ["FAVOR", "NONE", "FAVOR"]}), "test": pd.DataFrame({"label": ["NONE"]})}
+    assert split_table(frames).splitlines() == [
+        "       FAVOR  NONE  total",
+        "train      2     1      3",
+        "test       0     1      1",
+    ]
+    assert split_table({"train": pd.DataFrame({"label": [["a", "b"], ["a"]]})}).splitlines() == [
+        "       rows",
+        "train     2",
+    ]
