@@ -97,38 +97,49 @@ def _pairs(text: str | None) -> dict[str, str]:
 
 @data_app.command("validate")
 def data_validate(
-    paths: list[str] = typer.Argument(..., help="Files, as SPLIT=PATH (e.g. train=a.csv) or PATH (split = file stem)."),
+    paths: list[str] = typer.Argument(
+        ..., help="One file (split in three, as training does) or files as SPLIT=PATH (or PATH: split = file stem)."
+    ),
     columns: str = typer.Option(None, help="Schema name=your column, e.g. text=Tweet,label=Stance,target=Target."),
     targets: str = typer.Option(None, help="Multi-target: target column=label column, e.g. 'Target 1=Stance 1'."),
     split_column: str = typer.Option(None, help="Column holding the split, when one file has all splits."),
     labels: str = typer.Option(None, help="Allowed labels, comma-separated (default: any)."),
     encoding: str = typer.Option(None, help="File encoding (default: UTF-8, else detected)."),
     task: str = typer.Option("stance", help="stance (labels AGAINST/FAVOR/NONE unless --labels), topic or claim."),
+    validation_size: float = typer.Option(None, help="As data.validation_size (default: training's)."),
+    test_size: float = typer.Option(None, help="As data.test_size, for one file (default: training's)."),
 ) -> None:
-    """Check your files as training would: columns, encoding, empty texts, labels, duplicates and leakage."""
+    """Check and split your files as training would: columns, encoding, texts, labels, splits, duplicates, leakage."""
     from pathlib import Path
 
+    from stance.config import compose_config
     from stance.data.files import files
-    from stance.data.schema import DataError, to_frame, validate
+    from stance.data.schema import DataError, reader_report, split_table, to_frame, validate
 
+    trained = compose_config("data=files").data  # training's defaults, so both give the same verdict
+    one_file = len(paths) == 1 and "=" not in paths[0]
     named = dict(p.split("=", 1) if "=" in p else (Path(p).stem, p) for p in paths)
     try:
         data = files(
-            next(iter(named.values())) if split_column else named,
+            next(iter(named.values())) if split_column or one_file else named,
             columns=_pairs(columns),
             targets=_pairs(targets),
             split_column=split_column,
             labels=labels.split(",") if labels else None,
             encoding=encoding,
-            validation_size=0,
+            validation_size=trained.validation_size if validation_size is None else validation_size,
+            test_size=trained.test_size if test_size is None else test_size,
+            seed=trained.seed,
             task=task,
         )
     except DataError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(1) from None
-    _, report = validate({split: to_frame(ds) for split, ds in data.items()})
-    for split, ds in data.items():
-        typer.echo(f"{split}: {ds.num_rows} rows, labels {ds.features['label'].names}")
+    frames = {split: to_frame(ds) for split, ds in data.items()}
+    _, report = validate(frames, report=reader_report(data))
+    for note in report.notes:
+        typer.echo(note)
+    typer.echo(split_table(frames))
     for warning in report.warnings:
         typer.echo(f"warning: {warning}")
     typer.echo("ok" if not report.warnings else f"{len(report.warnings)} warning(s)")

@@ -12,8 +12,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from stance.analysis.analyze import DEFAULT_ALIAS, DEFAULT_MODELS
-from stance.config import build, check_loadable, compose_config
-from stance.data.schema import DataError, Report, reader_report, to_frame, validate
+from stance.config import ConfigError, build, check_loadable, compose_config
+from stance.data.schema import DataError, Report, reader_report, split_table, to_frame, validate
 from stance.data.tasks import Task
 from stance.evaluation.metrics import F_AVG_CLASSES, Evaluation, evaluate, f_avg, macro_f1
 from stance.models.estimators import PriorAdjusted, build_model, tune_class_weights
@@ -43,9 +43,23 @@ class Result:
         return model_parts(self.model)
 
 
-def train(cfg: DictConfig) -> Result:
-    """Build data, features and classifier from config, fit on train, evaluate on validation and test."""
+@dataclass
+class Prepared:
+    """What is checked before a run opens: the unfitted model, the frames it will see, their report, the task."""
+
+    model: Any
+    frames: dict[str, Any]
+    report: Report
+    task: Task
+    seconds: float
+
+
+def prepare(cfg: DictConfig) -> Prepared:
+    """Build and check everything a run needs before fitting: the classifier's contract first, then the data."""
     start = time.perf_counter()
+    name = cfg.classifier.get("_target_", "the classifier")
+    classifier = build(cfg.classifier)
+    check_classifier(classifier, name)
     data, task = build(cfg.data), build(cfg.task)
     dropped = reader_report(data)
     frames, report = validate({split: to_frame(ds) for split, ds in data.items()}, **cfg.data_checks, report=dropped)
@@ -54,11 +68,20 @@ def train(cfg: DictConfig) -> Result:
     if "train" not in frames:
         raise DataError(f"Data config {cfg.data._target_} has no train split (splits: {list(frames)}).")
     frames = {split: task.prepare(frame, f"{cfg.data._target_} {split}") for split, frame in frames.items()}
-    classifier = build(cfg.classifier)
+    for note in report.notes:
+        log.info("data: %s", note)
+    log.info("data: rows per split and label\n%s", split_table(frames))
     if not task.multilabel:
-        check_class_sizes(classifier, frames["train"]["label"], cfg.classifier.get("_target_", "the classifier"))
+        check_class_sizes(classifier, frames["train"]["label"], name)
     model = build_model(build(cfg.features), classifier, cfg.per_target, task.multilabel)
-    loaded = time.perf_counter()
+    return Prepared(model, frames, report, task, time.perf_counter() - start)
+
+
+def train(cfg: DictConfig, prepared: Prepared | None = None) -> Result:
+    """Fit the prepared model (`prepare(cfg)` unless given) on train, evaluate it on validation and test."""
+    prepared = prepared or prepare(cfg)
+    model, frames, task = prepared.model, prepared.frames, prepared.task
+    start = time.perf_counter()
     model.fit(frames["train"], frames["train"]["label"])
     if task.multilabel and "validation" in frames:
         model.tune_thresholds(frames["validation"], frames["validation"]["label"])
@@ -66,8 +89,19 @@ def train(cfg: DictConfig) -> Result:
         model = _adjust_priors(model, frames)
     fitted = time.perf_counter()
     evaluation = evaluate(model, {s: frames[s] for s in EVAL_SPLITS if s in frames}, task, cfg.bootstrap, cfg.seed)
-    seconds = {"load": loaded - start, "fit": fitted - loaded, "evaluate": time.perf_counter() - fitted}
-    return Result(model, evaluation, frames, seconds, report, task)
+    seconds = {"load": prepared.seconds, "fit": fitted - start, "evaluate": time.perf_counter() - fitted}
+    return Result(model, evaluation, frames, seconds, prepared.report, task)
+
+
+def check_classifier(classifier: Any, name: str) -> None:
+    """A ConfigError, before any data is read, for a classifier without the `predict_proba` every run needs."""
+    if not hasattr(classifier, "predict_proba"):
+        raise ConfigError(
+            f"{name} has no predict_proba, which evaluation and the logged model need (class probabilities). "
+            "Calibrate it: `classifier=svm` is LinearSVC so wrapped; for another, its config's `_target_: "
+            f"sklearn.calibration.CalibratedClassifierCV` with `estimator: {{_target_: {name}}}` (and its parameters "
+            "under `estimator`); docs/experiments.md, 'A classifier without predict_proba'."
+        )
 
 
 def check_class_sizes(classifier: Any, labels: Any, name: str) -> None:
@@ -95,14 +129,18 @@ def _adjust_priors(model: Any, frames: dict[str, Any]) -> PriorAdjusted:
 
 
 def run_experiment(cfg: DictConfig, overrides: list[str] | None = None, tags: dict[str, str] | None = None) -> Result:
-    """`train(cfg)` inside an MLflow run that records config, data, metrics, tables, figures and the model."""
+    """`train(cfg)` inside an MLflow run that records config, data, metrics, tables, figures and the model.
+
+    The config and data are checked first (`prepare`): a bad input is an error before any run exists in the store.
+    """
+    check_loadable(cfg)
+    prepared = prepare(cfg)
     # Here, not at the top: they import MLflow (seconds), which `python -m stance.train --help` need not wait for.
     import mlflow
 
     from stance.artifact.save import log_trained
     from stance.tracking.runs import flatten, git_commit, log_result, mlflow_run, register
 
-    check_loadable(cfg)
     overrides = redact_overrides(overrides or [])  # shown in the run's name and tags
     params = flatten(OmegaConf.to_container(cfg, resolve=True))
     tags = {"overrides": " ".join(overrides) or "(defaults)", "git_commit": git_commit(), **(tags or {})}
@@ -113,7 +151,7 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None, tags: di
     run_name = cfg.mlflow.run_name or (",".join(overrides) if overrides else "default")
     start = time.perf_counter()
     with mlflow_run(cfg.mlflow.tracking_uri, cfg.mlflow.experiment, run_name, params, tags) as run:
-        result = train(cfg)
+        result = train(cfg, prepared)
         result.run_id = run.info.run_id
         log_result(result, cfg, peak_rss_mb=_peak_rss_mb())
         if cfg.mlflow.log_model:

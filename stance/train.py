@@ -22,6 +22,8 @@ from stance.tracking.sweep import SWEEP_TAG
 log = logging.getLogger(__name__)
 # Overrides the Optuna sweeper adds to each trial for bookkeeping; they are not part of the experiment.
 SWEEPER_KEYS = ("mlflow_parent_run_id", "optuna_trial_number")
+# Errors whose message names the input and its fix: one `error:` line, exit status 1.
+USER_ERRORS = (DataError, ModelLoadError, ConfigError, TrackingError, DiskFullError)
 
 
 @hydra.main(config_path="pkg://stance.conf", config_name="config", version_base="1.3")
@@ -39,10 +41,11 @@ def main(cfg: DictConfig) -> float:
     try:
         result = run_experiment(cfg, overrides, {SWEEP_TAG: hydra_cfg.sweep.dir} if sweeping else {})
     except Exception as err:
-        if sweeping:  # the job's MLflow run is already FAILED; the sweep goes on (NaN tells a sweeper it failed)
-            log.exception("job failed: %s", " ".join(overrides))
+        said = isinstance(err, USER_ERRORS)  # a user's input: its message says all, no traceback
+        if sweeping:  # the sweep goes on (NaN tells a sweeper the job failed); a crash left the job's run FAILED
+            log.error("job failed: %s: %s", " ".join(overrides), err, exc_info=not said)
             return float("nan")
-        if isinstance(err, DataError | ModelLoadError | ConfigError | TrackingError | DiskFullError):
+        if said:
             print(f"error: {err}", file=sys.stderr)
             raise SystemExit(1) from None
         raise

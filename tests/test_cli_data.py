@@ -38,12 +38,24 @@ def test_describe_unknown_corpus_lists_the_names():
 
 def test_data_validate_reports_warnings_and_errors(tmp_path):
     good = tmp_path / "mine.csv"
-    good.write_text("Tweet,Stance\nhello,FAVOR\nhello,AGAINST\nbye,NONE\n", encoding="utf-8")
+    good.write_text(
+        "Tweet,Stance\nhello,FAVOR\nhello,AGAINST\nbye,NONE\nhi,FAVOR\nno,AGAINST\nso,NONE\n", encoding="utf-8"
+    )
     result = CliRunner().invoke(
         app, ["data", "validate", f"train={good}", f"test={good}", "--columns", "text=Tweet,label=Stance"]
     )
     assert result.exit_code == 0, result.output
-    assert "train: 3 rows" in result.output and "texts also occur in test (leakage)" in result.output
+    # As training would: a validation set carved from train, one row per label at least.
+    assert (
+        "validation: 3 of 6 rows held out, stratified by label; raised from 1 to 3 rows, one per label" in result.output
+    )
+    assert [line.split() for line in result.output.splitlines()[1:5]] == [
+        ["AGAINST", "FAVOR", "NONE", "total"],
+        ["train", "1", "1", "1", "3"],
+        ["validation", "1", "1", "1", "3"],
+        ["test", "2", "2", "2", "6"],
+    ]
+    assert "texts also occur in test (leakage)" in result.output
     bad = tmp_path / "bad.csv"
     bad.write_text("Tweet,Stance\nhello,FAVOR\n  ,NONE\n", encoding="utf-8")
     result = CliRunner().invoke(app, ["data", "validate", str(bad), "--columns", "text=Tweet,label=Stance"])
@@ -63,6 +75,9 @@ def test_data_validate_rejects_a_header_only_file_and_an_unknown_stance_label(tm
         result.output
     )
     result = CliRunner().invoke(
-        app, ["data", "validate", str(odd), "--columns", "text=Tweet,label=Stance", "--task", "topic"]
+        app, ["data", "validate", f"test={odd}", "--columns", "text=Tweet,label=Stance", "--task", "topic"]
     )
-    assert result.exit_code == 0 and "labels ['FAVOR', 'favour']" in result.output
+    assert result.exit_code == 0 and result.output.splitlines()[:2] == [
+        "      FAVOR  favour  total",
+        "test      1       1      2",
+    ]

@@ -11,7 +11,7 @@ import pandas as pd
 from datasets import DatasetDict
 
 from stance.data.registry import reader
-from stance.data.schema import STANCE_LABELS, DataError, carve_validation, decoding_error, finish
+from stance.data.schema import STANCE_LABELS, DataError, Report, carve_validation, decoding_error, finish
 
 log = logging.getLogger(__name__)
 SPLIT_ORDER = {"train": 0, "validation": 1, "test": 2}
@@ -146,22 +146,25 @@ def files(
     format: str | None = None,
     encoding: str | None = None,
     validation_size: float = 0.1,
+    test_size: float = 0.2,
     seed: int = 13,
     limit: int | None = None,
     task: str | None = None,
 ) -> DatasetDict:
-    """Load one file per split (`paths={split: path}`) or one file with a `split_column`, renaming via `columns`.
+    """Load one file per split (`paths={split: path}`), one file with a `split_column`, or one file to split in three.
 
     `columns` maps schema names to file columns, e.g. {text: Tweet, label: Stance, target: Target}.
     `split_map` renames split values, e.g. {Train: train, Dev: validation, Test: test}.
     `targets` turns a multi-target row into one row per pair: {target column: label column}.
-    Without a validation split, one is carved from train (stratified by target x label).
+    One file without a split column: `test_size` of it is held out as test, then `validation_size` of the rest as
+    validation. Without a validation split, one is carved from train; both carves are stratified (`carve_validation`)
+    and say how in the DatasetDict's `report.notes`.
     `task="stance"`: labels must be AGAINST/FAVOR/NONE after `label_map`, unless `labels` lists others.
     """
     if isinstance(paths, str):
-        if not split_column:
-            raise DataError("data.paths is one file: set data.split_column, or give paths as {train: ..., test: ...}.")
-        paths = {"all": paths}
+        paths = {"all" if split_column else "train": paths}
+    else:
+        test_size = 0  # the test split is the user's own file, or none
     texts = [Path(p).expanduser() for p in paths.values() if (format or FORMATS.get(Path(p).suffix.lower())) in TEXT]
     if encoding is None and texts and all(p.is_file() for p in texts):
         encoding = detect_encoding(texts)  # one encoding for the whole dataset, not a guess per file
@@ -176,7 +179,9 @@ def files(
         else:
             splits[split] = frame
     label_column = (columns or {}).get("label", "label")
-    return assemble(splits, labels, label_map, task, label_column, validation_size, seed, limit)
+    return assemble(
+        splits, labels, label_map, task, label_column, {"test": test_size, "validation": validation_size}, seed, limit
+    )
 
 
 def assemble(
@@ -185,12 +190,12 @@ def assemble(
     label_map: Mapping[str, str] | None,
     task: str | None,
     label_column: str,
-    validation_size: float,
+    sizes: Mapping[str, float],
     seed: int,
     limit: int | None,
 ) -> DatasetDict:
-    """Frames per split (with `row`) as a DatasetDict: labels checked and mapped, validation carved, sliced."""
-    splits = dict(sorted(splits.items(), key=lambda item: SPLIT_ORDER.get(item[0], len(SPLIT_ORDER))))
+    """Frames per split (with `row`) as a DatasetDict: labels checked and mapped, each split of `sizes` (test, then
+    validation) the data lacks carved from train, sliced."""
     mapping = dict(label_map or {})
     allowed = list(labels) if labels else sorted({*STANCE_LABELS, *mapping.values()}) if task == "stance" else None
     for split in splits.values() if allowed is not None else ():
@@ -198,10 +203,15 @@ def assemble(
         if unknown.any():
             row, value = split["row"][unknown].iloc[0], split["label"][unknown].iloc[0]
             raise DataError(_unknown_label(row, label_column, value, allowed, bool(labels)))
-    if "train" in splits and "validation" not in splits and validation_size:
-        splits["train"], splits["validation"] = carve_validation(splits["train"], validation_size, seed)
+    report = Report()
+    for split, size in sizes.items():
+        if "train" in splits and split not in splits and size:
+            splits["train"], splits[split] = carve_validation(splits["train"], size, seed, split, report.notes)
+    splits = dict(sorted(splits.items(), key=lambda item: SPLIT_ORDER.get(item[0], len(SPLIT_ORDER))))
     found = sorted({mapping.get(v, v) for split in splits.values() for v in split["label"]})
-    return finish(splits, list(labels) if labels else found, mapping, limit, seed)
+    data = finish(splits, list(labels) if labels else found, mapping, limit, seed)
+    data.report = report
+    return data
 
 
 def _unknown_label(row: str, column: str, value: str, allowed: list[str], listed: bool) -> str:
@@ -312,4 +322,4 @@ def hub(
                     "such rows). Fill it in or drop those rows."
                 )
         splits[(split_map or {}).get(split, split)] = frame
-    return assemble(splits, labels, label_map, task, wanted["label"], validation_size, seed, limit)
+    return assemble(splits, labels, label_map, task, wanted["label"], {"validation": validation_size}, seed, limit)

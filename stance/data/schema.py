@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -156,31 +157,49 @@ def to_dataset_dict(splits: dict[str, pd.DataFrame], labels: Sequence[str]) -> D
     return DatasetDict(out)
 
 
-def carve_validation(train: pd.DataFrame, size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split off a validation set stratified by target x label (by label alone where a pair has a single row)."""
+def carve_validation(
+    train: pd.DataFrame, size: float, seed: int, split: str = "validation", notes: list[str] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split `size` (a fraction, or a number of rows) off `train` as `split`, stratified as finely as the rows allow.
+
+    By target x label where every pair has two rows and fits on both sides, else by label, taking at least one row per
+    label; `notes`, if given, gets one line saying how (else a fallback to labels is a warning).
+    """
     from sklearn.model_selection import train_test_split
 
-    strata = train["target"].astype(str) + "|" + train["label"].astype(str)
-    if strata.value_counts().min() < 2:
-        counts = train["label"].astype(str).value_counts()
-        if counts.min() < 2:
-            label = counts.idxmin()
+    rows = len(train)
+    held = int(size) if size >= 1 else math.ceil(size * rows)  # as train_test_split rounds a fraction
+    labels = train["label"].astype(str)
+    pairs = train["target"].astype(str) + "|" + labels
+    per_pair, per_label = pairs.value_counts(), labels.value_counts()
+    if train["target"].nunique() > 1 and per_pair.min() >= 2 and len(per_pair) <= min(held, rows - held):
+        strata, how = pairs, "stratified by target x label"
+    else:
+        if per_label.min() < 2:
+            label = per_label.idxmin()
             raise DataError(
-                f"Label {label!r} has {counts.min()} training row ({_where(train[train['label'].astype(str) == label])}"
-                "), too few to split a validation set off train that has it too. Add rows with it, merge it into "
-                "another label (data.label_map), give a validation file, or set data.validation_size=0."
+                f"Label {label!r} has {per_label.min()} row ({_where(train[labels == label])}), too few for both "
+                f"training and a {split} split. Add rows with it, merge it into another label (data.label_map), give a "
+                f"{split} file, or set data.{split}_size=0."
             )
-        log.warning(
-            "Some (target, label) pairs have a single training row: validation is split off stratified by label only."
-        )
-        strata = train["label"].astype(str)
-    try:
-        fit, val = train_test_split(train, test_size=size, random_state=seed, stratify=strata)
-    except ValueError as err:  # e.g. fewer validation rows than labels
-        raise DataError(
-            f"Cannot split a validation set ({size} of {len(train)} training rows) stratified by label: {err} Give a "
-            "validation file, or change data.validation_size."
-        ) from None
+        strata, how = labels, "stratified by label"
+        if train["target"].nunique() > 1:
+            few = f"{min(held, rows - held)} rows cannot hold one of each of the {len(per_pair)} (target, label) pairs"
+            how += f" only ({'a (target, label) pair has a single row' if per_pair.min() < 2 else few})"
+            if notes is None:
+                log.warning("%s split off %d rows %s.", split.capitalize(), held, how)
+        if held < len(per_label):  # stratifying needs a row of each label on each side
+            how += f"; raised from {held} to {len(per_label)} rows, one per label"
+            held = size = len(per_label)
+        if rows - held < len(per_label):
+            most = (rows - len(per_label)) / rows
+            raise DataError(
+                f"A {split} set of {held} of {rows} rows leaves fewer than one row per label ({len(per_label)}) to "
+                f"train on. Set data.{split}_size={math.floor(most * 100) / 100} or less, or add rows."
+            )
+    fit, val = train_test_split(train, test_size=size, random_state=seed, stratify=strata)
+    if notes is not None:
+        notes.append(f"{split}: {len(val)} of {rows} rows held out, {how}")
     return fit, val
 
 
@@ -256,10 +275,12 @@ def to_frame(split: Dataset) -> pd.DataFrame:
 
 @dataclass
 class Report:
-    """What validation found: warnings naming split, rows and counts, and the rows dropped per reason."""
+    """What validation found: warnings naming split, rows and counts, the rows dropped per reason, and how the reader
+    split the data (`notes`, shown with the rows per split and label)."""
 
     warnings: list[str] = field(default_factory=list)
     dropped: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 def _where(rows: pd.DataFrame) -> str:
@@ -271,7 +292,19 @@ def _where(rows: pd.DataFrame) -> str:
 def reader_report(data: Mapping) -> Report:
     """A copy of the rows a corpus reader dropped (the DatasetDict's `report` attribute), else an empty report."""
     found = getattr(data, "report", None) or Report()
-    return Report(list(found.warnings), dict(found.dropped))
+    return Report(list(found.warnings), dict(found.dropped), list(found.notes))
+
+
+def split_table(frames: Mapping[str, pd.DataFrame], most_labels: int = 12) -> str:
+    """Rows per split and label as a table (rows per split alone for label sets or more than `most_labels` labels)."""
+    rows = pd.Series({split: len(frame) for split, frame in frames.items()}, name="rows")
+    if any(isinstance(label, list) for frame in frames.values() for label in frame["label"].head(1)):
+        return rows.to_frame().to_string()
+    table = pd.DataFrame({split: frame["label"].value_counts() for split, frame in frames.items()}).T
+    if table.shape[1] > most_labels:
+        return rows.to_frame().to_string()
+    table = table.reindex(columns=sorted(table.columns)).fillna(0).astype(int).rename_axis(columns=None)
+    return table.assign(total=rows).to_string()
 
 
 def validate(

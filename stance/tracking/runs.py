@@ -244,7 +244,10 @@ def log_result(result: Any, cfg: Any, peak_rss_mb: float) -> None:
     mlflow.set_tag("data_digest", digest)
     mlflow.log_metrics({f"data/rows/{split}": len(frame) for split, frame in result.frames.items()})
     mlflow.log_metrics({f"data/dropped/{reason}": n for reason, n in result.report.dropped.items()})
-    mlflow.log_dict({"warnings": result.report.warnings, "dropped": result.report.dropped}, "data_report.json")
+    report = result.report
+    mlflow.log_dict(
+        {"splits": report.notes, "warnings": report.warnings, "dropped": report.dropped}, "data_report.json"
+    )
     resolved = redact_config(OmegaConf.to_container(cfg, resolve=True))  # resolved env values may hold secrets
     mlflow.log_text(OmegaConf.to_yaml(OmegaConf.create(resolved)), "config.yaml")
     _log_tables(result.evaluation)

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stance.data.files import files, hub, read_file
-from stance.data.schema import DataError, to_frame, validate
+from stance.data.schema import DataError, split_table, to_frame, validate
 
 ROWS = [
     ("Tweet", "Target 1", "Stance 1", "Target 2", "Stance 2"),
@@ -196,21 +196,24 @@ def test_an_unknown_stance_label_is_an_error_with_the_closest_suggested(tmp_path
     assert files({"test": path}, columns={"label": "Stance"}, task="topic")["test"].num_rows == 3  # any labels
 
 
-def test_a_class_too_small_to_split_is_one_clear_error(tmp_path, caplog):
+def test_a_class_too_small_to_split_is_one_clear_error(tmp_path):
     texts = [f"tweet number {i}" for i in range(40)]
     rows = [
         ("text", "target", "label"),
         *((t, f"target {i % 2}", "FAVOR" if i % 2 else "AGAINST") for i, t in enumerate(texts)),
     ]
     with pytest.raises(
-        DataError, match=r"Label 'NONE' has 1 training row \(t.csv:42\), too few to split .*validation_size=0"
+        DataError,
+        match=r"Label 'NONE' has 1 row \(t.csv:42\), too few for both training and a validation split\. "
+        r".*validation_size=0\.$",
     ):
         files({"train": write_csv(tmp_path / "t.csv", [*rows, ("odd one", "target 0", "NONE")])})
-    # One (target, label) pair with a single row, but every label with several: stratified by label, with a warning.
-    with caplog.at_level(logging.WARNING):
-        data = files({"train": write_csv(tmp_path / "u.csv", [*rows, ("odd one", "target 9", "FAVOR")])})
-    assert data["train"].num_rows + data["validation"].num_rows == 41
-    assert "stratified by label only" in caplog.text
+    # One (target, label) pair with a single row, but every label with several: stratified by label, and said so.
+    data = files({"train": write_csv(tmp_path / "u.csv", [*rows, ("odd one", "target 9", "FAVOR")])})
+    assert data["train"].num_rows == 36 and data["validation"].num_rows == 5
+    assert data.report.notes == [
+        "validation: 5 of 41 rows held out, stratified by label only (a (target, label) pair has a single row)"
+    ]
 
 
 def test_a_class_smaller_than_the_classifiers_folds_is_one_clear_error(make_cfg, tmp_path):
@@ -328,3 +331,16 @@ def test_reader_never_crashes_nor_loses_rows(tmp_path, rows):
         assert data["test"].num_rows == len(rows)
         assert to_frame(data["test"])["text"].tolist() == frame["text"].tolist()
         assert read_file(path).shape[0] == len(rows)
+
+
+def test_split_table_counts_rows_per_split_and_label_or_rows_alone_for_label_sets():
+    frames = {"train": pd.DataFrame({"label": ["FAVOR", "NONE", "FAVOR"]}), "test": pd.DataFrame({"label": ["NONE"]})}
+    assert split_table(frames).splitlines() == [
+        "       FAVOR  NONE  total",
+        "train      2     1      3",
+        "test       0     1      1",
+    ]
+    assert split_table({"train": pd.DataFrame({"label": [["a", "b"], ["a"]]})}).splitlines() == [
+        "       rows",
+        "train     2",
+    ]
