@@ -77,7 +77,9 @@ def test_the_defaults_are_the_registered_models_of_named_experiments(registry, a
 
 def test_given_models_are_used_as_they_are(registry):
     claim = default_model("claim", registry)
-    result = stance.analyze("“Taxes rose by 40% last year,” Anna Berg said.", TARGET, claim_model=claim)
+    # The stance model comes from the test registry too: the user's default store would train the full default.
+    text = "“Taxes rose by 40% last year,” Anna Berg said."
+    result = stance.analyze(text, TARGET, claim_model=claim, tracking_uri=registry)
     np.testing.assert_allclose(
         result.statements["claim"],
         claim.predict_proba(pd.DataFrame({"text": [result.statements["statement"][0]]}))[:, 1],
