@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export STANCE_DATA ?= $(abspath ../shared/data)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: install install-browser install-java run test bench lint clean
+.PHONY: install install-browser install-java run test bench lint docs clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ bench: install
 	$(BIN)/python experiments/bench/run.py
 	$(BIN)/python experiments/bench/reproduce.py semeval_best
 	$(BIN)/python experiments/article_analysis.py --check
+
+# The lists of config options in README.md and docs/experiments.md, regenerated from conf/ (a test checks them).
+docs: install
+	$(BIN)/python -c "from pathlib import Path; from stance.options import rewrite; [rewrite(Path(f)) for f in ('README.md', 'docs/experiments.md')]"
 
 lint: install
 	$(BIN)/ruff check stance tests

@@ -11,6 +11,26 @@ models_app = typer.Typer(help="Prepare packaged embedding models.", no_args_is_h
 app.add_typer(data_app, name="data")
 app.add_typer(cache_app, name="cache")
 app.add_typer(models_app, name="models")
+config_app = typer.Typer(help="The configs `python -m stance.train` composes experiments from.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("options")
+def config_options_command(
+    group: str = typer.Argument(None, help="One group (data, features, classifier, ...); default: all."),
+) -> None:
+    """Every option of each config group, with the first sentence of its YAML file."""
+    from stance.options import config_options
+
+    options = config_options()
+    if group is not None and group not in options:
+        raise typer.BadParameter(f"unknown group {group!r}; choose from {', '.join(options)}.", param_hint="GROUP")
+    for name, entries in options.items():
+        if group in (None, name):
+            typer.echo(f"{name}:")
+            width = max(map(len, entries))
+            for option, text in entries.items():
+                typer.echo(f"  {option:<{width}}  {text}")
 
 
 # --- stance data ---------------------------------------------------------------------------------------------------
