@@ -18,6 +18,7 @@ from stance.data.tasks import Task
 from stance.evaluation.metrics import F_AVG_CLASSES, Evaluation, evaluate, f_avg, macro_f1
 from stance.models.estimators import PriorAdjusted, build_model, tune_class_weights
 from stance.models.walk import ModelParts, model_parts
+from stance.tracking.console import split_counts
 from stance.tracking.redact import redact_overrides
 from stance.tracking.sweep import parent_run_id
 
@@ -54,6 +55,7 @@ def train(cfg: DictConfig) -> Result:
     if "train" not in frames:
         raise DataError(f"Data config {cfg.data._target_} has no train split (splits: {list(frames)}).")
     frames = {split: task.prepare(frame, f"{cfg.data._target_} {split}") for split, frame in frames.items()}
+    log.info(split_counts(frames))
     classifier = build(cfg.classifier)
     if not task.multilabel:
         check_class_sizes(classifier, frames["train"]["label"], cfg.classifier.get("_target_", "the classifier"))
