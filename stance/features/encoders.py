@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +84,20 @@ class _VectorMemo:
 # (a server, a notebook) keeps at most this much (~350k MiniLM vectors), the disk cache holding the rest.
 MEMO_MAX_BYTES = 512 * 2**20
 _MEMO = _VectorMemo(MEMO_MAX_BYTES)
+
+
+# Who hears about each encoded batch: `stance predict` moves its per-row bar with it (`encoding_progress`).
+_PROGRESS: ContextVar[Callable[[int, int], None] | None] = ContextVar("encoding_progress", default=None)
+
+
+@contextmanager
+def encoding_progress(report: Callable[[int, int], None]) -> Iterator[None]:
+    """Within the block, each encoded batch calls `report(texts encoded so far, texts to encode)` of its call."""
+    token = _PROGRESS.set(report)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
 
 
 def forget_vectors() -> None:
@@ -247,10 +263,14 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
 
         out: dict[str, np.ndarray] = {}
         pending: dict[str, np.ndarray] = {}
+        report, done = _PROGRESS.get(), 0
         with tqdm(total=len(texts), desc="Encoding", unit="text", disable=not self.show_progress) as progress:
             for batch, vectors in self._encode_batches(texts):
                 pending.update(zip((texts[i] for i in batch), vectors, strict=True))
                 progress.update(len(batch))
+                done += len(batch)
+                if report is not None:
+                    report(done, len(texts))
                 if len(pending) >= self.batch_size * COMMIT_EVERY or len(out) + len(pending) == len(texts):
                     cache.put(namespace, self._identity(), list(pending), np.stack(list(pending.values())))
                     _MEMO.put(namespace, pending)
