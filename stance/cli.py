@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 app = typer.Typer(help="Stance, topic and claim classification utilities.", no_args_is_help=True)
@@ -329,21 +331,34 @@ def predict_command(
     chunk_size: int = typer.Option(5000, help="Rows per chunk: memory use and the work redone after an interrupt."),
     encoding: str = typer.Option("utf-8", help="Encoding of CSV/TSV/JSONL inputs."),
     batch_size: int = typer.Option(None, help="Texts per encoder batch (default: the model's); fewer use less memory."),
+    keep_columns: str = typer.Option(
+        None,
+        help="Input columns copied into the output, comma-separated (default: the text and target columns; '' for "
+        "none). A column named like an output column (label, score, ...) is written as input_<name>.",
+    ),
     restart: bool = typer.Option(False, help="Discard the unfinished run in OUTPUT.parts instead of resuming it."),
-    progress: bool = typer.Option(True, help="Show a progress bar on stderr."),
+    progress: bool = typer.Option(True, help="Show a progress bar on stderr (it moves as each batch is encoded)."),
+    verbose: bool = typer.Option(False, help="Also show the libraries' progress bars and INFO lines."),
 ) -> None:
     """Label every statement in the input files with a logged model: label and class probabilities per row.
 
-    Reads in chunks (memory stays flat), writes each finished chunk to OUTPUT.parts/, and resumes there when the same
-    command is run again after an interrupt. Claim models add `score`; multi-label topic models give `labels`.
+    The output keeps the text and target columns (--keep-columns). Reads in chunks (memory stays flat), writes each
+    finished chunk to OUTPUT.parts/, and resumes there when the same command is run again after an interrupt. Claim
+    models add `score`; multi-label topic models give `labels`. OUTPUT.summary.json counts the rows, and the rows
+    whose target has no model of its own in a per-target model (its joint fallback labels them, as the console says).
     """
-    from stance.predict.batch import map_large_allocations, predict_files
+    from stance.predict.batch import map_large_allocations, predict_files, summary_path
     from stance.predict.inputs import Options
+    from stance.tracking.console import quiet_libraries
 
+    quiet_libraries(verbose)
     map_large_allocations()
-    opts = Options(text_column, target_column, target, id_column, chunk_size, encoding, batch_size)
-    rows = predict_files(model_uri, inputs, output, opts, restart=restart, progress=progress)
-    typer.echo(f"{rows} rows labelled into {output}", err=True)
+    kept = None if keep_columns is None else tuple(c.strip() for c in keep_columns.split(",") if c.strip())
+    opts = Options(text_column, target_column, target, id_column, chunk_size, encoding, batch_size, kept)
+    summary = predict_files(model_uri, inputs, output, opts, restart=restart, progress=progress)
+    if line := summary.fallback_line():
+        typer.echo(f"warning: {line}", err=True)
+    typer.echo(f"{summary.rows} rows labelled into {output} (summary: {summary_path(Path(output))})", err=True)
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from stance.data.tasks import Task
 from stance.evaluation.metrics import F_AVG_CLASSES, Evaluation, evaluate, f_avg, macro_f1
 from stance.models.estimators import PriorAdjusted, build_model, tune_class_weights
 from stance.models.walk import ModelParts, model_parts
+from stance.tracking.console import split_counts
 from stance.tracking.redact import redact_overrides
 from stance.tracking.sweep import parent_run_id
 
@@ -70,7 +71,7 @@ def prepare(cfg: DictConfig) -> Prepared:
     frames = {split: task.prepare(frame, f"{cfg.data._target_} {split}") for split, frame in frames.items()}
     for note in report.notes:
         log.info("data: %s", note)
-    log.info("data: rows per split and label\n%s", split_table(frames))
+    log.info("%s; by label:\n%s", split_counts(frames), split_table(frames))
     if not task.multilabel:
         check_class_sizes(classifier, frames["train"]["label"], name)
     model = build_model(build(cfg.features), classifier, cfg.per_target, task.multilabel)

@@ -15,6 +15,7 @@ from stance.data.schema import DataError
 from stance.experiment import run_experiment
 from stance.features.pretrained import ModelLoadError
 from stance.features.resumable import DiskFullError, export_slurm_ranks, rank
+from stance.tracking.console import quiet_libraries
 from stance.tracking.redact import redact_text
 from stance.tracking.server import TrackingError
 from stance.tracking.sweep import SWEEP_TAG
@@ -33,6 +34,7 @@ def main(cfg: DictConfig) -> float:
     from hydra.types import RunMode
 
     export_slurm_ranks()
+    quiet_libraries(cfg.get("verbose", False))
     hydra_cfg = HydraConfig.get()
     overrides = [o for o in hydra_cfg.overrides.task if not o.lstrip("+").startswith(SWEEPER_KEYS)]
     if rank() > 0:

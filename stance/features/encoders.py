@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,11 @@ TARGET_MODES = ("none", "prefix", "concat", "interact")
 PRECISIONS = ("float32", "bfloat16")
 # Encoded vectors are committed to the disk cache every this many batches' worth of texts.
 COMMIT_EVERY = 32
+# On CPU a bucket's last, part-filled batch is filled with copies up to this many tokens (rows x padded length), not
+# to `batch_size` rows. A row's bits depend on its batch only while the batch is small: MKL's matrix products round
+# differently below about K/8 rows of tokens (192 for MiniLM, 384 for mpnet, on 2 and 4 threads; experiments/
+# RELIABILITY.md), and from there on a row gets the bits of a full batch. 1024 leaves room up to K = 8192.
+MIN_BATCH_TOKENS = 1024
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +84,20 @@ class _VectorMemo:
 # (a server, a notebook) keeps at most this much (~350k MiniLM vectors), the disk cache holding the rest.
 MEMO_MAX_BYTES = 512 * 2**20
 _MEMO = _VectorMemo(MEMO_MAX_BYTES)
+
+
+# Who hears about each encoded batch: `stance predict` moves its per-row bar with it (`encoding_progress`).
+_PROGRESS: ContextVar[Callable[[int, int], None] | None] = ContextVar("encoding_progress", default=None)
+
+
+@contextmanager
+def encoding_progress(report: Callable[[int, int], None]) -> Iterator[None]:
+    """Within the block, each encoded batch calls `report(texts encoded so far, texts to encode)` of its call."""
+    token = _PROGRESS.set(report)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
 
 
 def forget_vectors() -> None:
@@ -242,10 +263,14 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
 
         out: dict[str, np.ndarray] = {}
         pending: dict[str, np.ndarray] = {}
+        report, done = _PROGRESS.get(), 0
         with tqdm(total=len(texts), desc="Encoding", unit="text", disable=not self.show_progress) as progress:
             for batch, vectors in self._encode_batches(texts):
                 pending.update(zip((texts[i] for i in batch), vectors, strict=True))
                 progress.update(len(batch))
+                done += len(batch)
+                if report is not None:
+                    report(done, len(texts))
                 if len(pending) >= self.batch_size * COMMIT_EVERY or len(out) + len(pending) == len(texts):
                     cache.put(namespace, self._identity(), list(pending), np.stack(list(pending.values())))
                     _MEMO.put(namespace, pending)
@@ -263,7 +288,8 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         if self.num_threads is not None:
             torch.set_num_threads(self.num_threads)
         autocast = torch.autocast(torch.device(self.device).type, torch.bfloat16, self.precision == "bfloat16")
-        batches = _canonical_batches(encoder, texts, self.prompt, self.batch_size, self.normalize)
+        floor = MIN_BATCH_TOKENS if torch.device(self.device).type == "cpu" else None  # elsewhere not measured
+        batches = _canonical_batches(encoder, texts, self.prompt, self.batch_size, self.normalize, floor)
         while True:
             with autocast:  # entered per batch: the caller's code between batches runs without it
                 item = next(batches, None)
@@ -280,16 +306,26 @@ def _length_bucket(length: int, cap: int) -> int:
     return max(length, min(cap, -(-length // step) * step))
 
 
+def filled_rows(members: int, rows: int, bucket: int, min_tokens: int | None) -> int:
+    """The rows a batch of `members` texts padded to `bucket` tokens is run with: `rows`, or on CPU fewer.
+
+    Full batches keep `rows`; a part-filled one is filled with copies up to `min_tokens` tokens, not to `rows` rows, so
+    that three texts cost a few rows each rather than three batches of 64 (experiments/RELIABILITY.md).
+    """
+    if min_tokens is None:
+        return rows
+    return min(rows, max(members, -(-min_tokens // bucket)))
+
+
 def _canonical_batches(
-    encoder: Any, texts: list[str], prompt: str | None, rows: int, normalize: bool
+    encoder: Any, texts: list[str], prompt: str | None, rows: int, normalize: bool, min_tokens: int | None = None
 ) -> Iterator[tuple[list[int], np.ndarray]]:
     """(indices, vectors) per forward pass over `texts`, each vector depending on its text alone, not its companions.
 
-    CPU kernels round differently for other batch shapes, which moved validation F_avg with the embedding cache's
-    history (RESULTS.md). So each forward pass has a shape fixed by the text: `rows` rows (a group's last batch
-    filled up with copies) padded to the text's length bucket; same-shape batches give bit-identical vectors
-    whatever the companions (and thread count), at about the speed of plain batching (experiments/RELIABILITY.md).
-    One call should get all the texts there are: each bucket's last batch is part filler.
+    CPU kernels round differently for small batch shapes, which moved validation F_avg with the embedding cache's
+    history (RESULTS.md). So each forward pass is padded to the text's length bucket and has `rows` rows, a group's
+    last batch filled up with copies to `rows` rows, or on CPU to `min_tokens` tokens (`filled_rows`); a row then
+    gets the same bits whatever its companions (and thread count) (experiments/RELIABILITY.md).
     """
     from collections import defaultdict
 
@@ -302,11 +338,12 @@ def _canonical_batches(
         padding = {"text": {"padding": "max_length", "max_length": bucket}}
         for start in range(0, len(members), rows):
             batch = members[start : start + rows]
-            filled = [texts[i] for i in batch] + [texts[batch[0]]] * (rows - len(batch))
+            size = filled_rows(len(batch), rows, bucket, min_tokens)
+            filled = [texts[i] for i in batch] + [texts[batch[0]]] * (size - len(batch))
             vectors = encoder.encode(
                 filled,
                 prompt=prompt,
-                batch_size=rows,
+                batch_size=size,
                 normalize_embeddings=normalize,
                 show_progress_bar=False,
                 convert_to_numpy=True,

@@ -6,6 +6,8 @@ inputs, the options) live in `<output>.parts/`, so rerunning an interrupted comm
 A validation pass reads every input once before anything is encoded: a missing column, an empty text or bytes that
 do not decode stop the run at once with one message naming the file, row and line; no row is ever dropped.
 A full disk stops the run with one message (the folder, its free space, the chunks kept); no half-written file is left.
+The output keeps the text and target columns (`--keep-columns`), and `<output>.summary.json` says how many rows went to
+a per-target model's joint fallback because their target has no model of its own.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import json
 import logging
 import os
 import shutil
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +29,15 @@ import pandas as pd
 from stance.artifact.load import load_model
 from stance.artifact.pyfunc import predict_frame
 from stance.features.cache import free_space
-from stance.features.encoders import forget_vectors
+from stance.features.encoders import encoding_progress, forget_vectors
+from stance.models.per_target import PerTarget
 from stance.models.walk import estimators
 from stance.predict.inputs import Chunk, Options, PredictError, check_chunk, read_chunks
 
 OUTPUT_FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl"}
 MANIFEST = "manifest.json"
+# Columns the predictions take; a kept input column of the same name is written as input_<name>.
+OUTPUT_COLUMNS = ("file", "id", "row", "label", "labels", "score")
 # A stance model embeds `text` and `target`; the others were trained with target "" (stance.data.tasks.Task).
 TARGET_TASKS = ("stance",)
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
@@ -62,6 +68,37 @@ class LoadedModel:
     def needs_target(self) -> bool:
         """Stance models embed a target; claim and topic models were trained without one."""
         return self.task.get("task", "stance") in TARGET_TASKS
+
+    def fallback_targets(self, targets: list[str]) -> Counter[str]:
+        """Rows per target that has no model of its own in a per-target model (its joint fallback labels them)."""
+        router = next((part for part in estimators(self.pipeline) if isinstance(part, PerTarget)), None)
+        if router is None:
+            return Counter()
+        return Counter(t for t in targets if t not in router.estimators_)
+
+
+@dataclass
+class Summary:
+    """What `stance predict` did: rows labelled, columns kept, and rows whose target went to the joint fallback."""
+
+    model_uri: str
+    inputs: list[str]
+    output: str
+    rows: int
+    kept_columns: list[str]
+    fallback_rows: int = 0
+    fallback_targets: dict[str, int] = field(default_factory=dict)  # target -> rows, most rows first
+
+    def fallback_line(self) -> str | None:
+        """One console line on the fallback rows, or None when there were none."""
+        if not self.fallback_rows:
+            return None
+        named = ", ".join(f"{t!r} ({n})" for t, n in list(self.fallback_targets.items())[:5])
+        more = f" and {len(self.fallback_targets) - 5} more" if len(self.fallback_targets) > 5 else ""
+        return (
+            f"{self.fallback_rows} of {self.rows} rows have a target without a model of its own (unseen in training, "
+            f"or too few training rows) and were labelled by the joint fallback model: {named}{more}."
+        )
 
 
 def load(uri: str, batch_size: int | None = None) -> LoadedModel:
@@ -116,6 +153,7 @@ def _prepare_parts(parts: Path, manifest: dict[str, Any], restart: bool) -> None
     path = parts / MANIFEST
     if restart and parts.exists():
         shutil.rmtree(parts)
+    manifest = json.loads(json.dumps(manifest))  # as it reads back: tuples are lists
     if path.exists():
         old = json.loads(path.read_text())
         if old != manifest:
@@ -159,6 +197,9 @@ def _predict_chunk(
         ids = chunk.columns.get(opts.id_column, [None] * len(chunk))
         keys["id"] = pd.array([None if v is None else str(v) for v in ids], dtype="string")
     keys["row"] = range(chunk.first_row, chunk.first_row + len(chunk))
+    for column in opts.kept(model.needs_target):  # as text, for the same reason as ids
+        name = f"input_{column}" if column in OUTPUT_COLUMNS or column.startswith("proba_") else column
+        keys[name] = pd.array([None if v is None else str(v) for v in chunk.columns[column]], dtype="string")
     return pd.concat([pd.DataFrame(keys), out], axis=1)
 
 
@@ -243,8 +284,8 @@ def predict_files(
     restart: bool = False,
     progress: bool = True,
     on_chunk: Callable[[int], None] | None = None,
-) -> int:
-    """Label every row of `inputs` into `output`; resumes an interrupted run of the same command. Returns the rows."""
+) -> Summary:
+    """Label every row of `inputs` into `output` (and `<output>.summary.json`); resumes an interrupted run."""
     opts = opts or Options()
     if opts.chunk_size < 1:
         raise PredictError(f"--chunk-size must be at least 1, got {opts.chunk_size}.")
@@ -260,13 +301,16 @@ def predict_files(
         log.warning("--target ignored: this %s model takes no target.", model.task.get("task"))
     checked = [opts.text_column, *([opts.target_column] if needs_target and opts.target is None else [])]
     # Validation pass: the whole input, before anything is encoded, so a bad row late in a file fails in seconds.
-    counts, chunks, with_id = [], 0, False
+    counts, chunks, with_id, fallback = [], 0, False, Counter[str]()
     for path in paths:
         rows = 0
         for chunk in read_chunks(path, opts, needs_target):
             check_chunk(path, chunk, checked)
             rows, chunks = rows + len(chunk), chunks + 1
             with_id = with_id or opts.id_column in chunk.columns
+            if needs_target:
+                targets = chunk.columns[opts.target_column] if opts.target is None else [opts.target] * len(chunk)
+                fallback += model.fallback_targets(targets)
         if rows == 0:
             raise PredictError(f"{path} holds no rows to label.")
         counts.append(rows)
@@ -278,12 +322,32 @@ def predict_files(
         written = _label(model, paths, sum(counts), parts, opts, with_id, progress, on_chunk)
         assembling = True
         _assemble(written, output, fmt)
+        summary = Summary(
+            model_uri, [str(p) for p in paths], str(output), sum(counts), list(opts.kept(needs_target)),
+            fallback.total(), dict(fallback.most_common()),
+        )  # fmt: skip
+        _write_summary(summary, summary_path(output))
     except OSError as err:
         if not _disk_full(err):
             raise
         raise _full_disk_error(err, output, parts, chunks, assembling) from None
     shutil.rmtree(parts)
-    return sum(counts)
+    return summary
+
+
+def summary_path(output: Path) -> Path:
+    """Where the run's summary goes: `<output>.summary.json` beside the output."""
+    return output.with_name(output.name + ".summary.json")
+
+
+def _write_summary(summary: Summary, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    try:
+        tmp.write_text(json.dumps(asdict(summary), indent=1, ensure_ascii=False), encoding="utf-8")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
 
 
 def _label(
@@ -296,7 +360,10 @@ def _label(
     progress: bool,
     on_chunk: Callable[[int], None] | None,
 ) -> list[Path]:
-    """Label each chunk not yet in `parts` into its part file; returns every chunk's part file, in order."""
+    """Label each chunk not yet in `parts` into its part file; returns every chunk's part file, in order.
+
+    The bar moves with each encoded batch inside a chunk (a share of the chunk's rows), not only when a chunk ends.
+    """
     from tqdm.auto import tqdm
 
     labels: list[str | None] = [str(p) for p in paths] if len(paths) > 1 else [None]
@@ -304,11 +371,16 @@ def _label(
     with tqdm(total=rows, unit="row", desc="Predicting", disable=not progress) as bar:
         for f, path in enumerate(paths):
             for c, chunk in enumerate(read_chunks(path, opts, model.needs_target)):
-                part = _part_path(parts, f, c)
+                part, end = _part_path(parts, f, c), bar.n + len(chunk)
+
+                def advance(done: int, total: int, start: int = bar.n, size: int = len(chunk)) -> None:
+                    bar.update(max(0, start + size * done // total - bar.n))
+
                 if not part.exists():
-                    _write_part(_predict_chunk(model, chunk, opts, labels[f], with_id), part)
+                    with encoding_progress(advance):
+                        _write_part(_predict_chunk(model, chunk, opts, labels[f], with_id), part)
                     if on_chunk is not None:
                         on_chunk(c)
                 written.append(part)
-                bar.update(len(chunk))
+                bar.update(end - bar.n)
     return written

@@ -36,6 +36,15 @@ class Options:
     # Texts per encoder call (None: the model's, 64 by default). Fewer lower the encoder's peak memory (32: about
     # 100-200 MB less); whether they are faster depended on the input (experiments/BENCHMARKS.md, part (e)).
     batch_size: int | None = None
+    # Input columns copied into the output beside the predictions; None: the text column and any target column read.
+    keep_columns: tuple[str, ...] | None = None
+
+    def kept(self, needs_target: bool) -> tuple[str, ...]:
+        """The input columns the output carries (the id column has its own `id`)."""
+        if self.keep_columns is not None:
+            return tuple(c for c in self.keep_columns if c != self.id_column)
+        reads_target = needs_target and self.target is None
+        return (self.text_column, *([self.target_column] if reads_target else []))
 
 
 @dataclass
@@ -218,6 +227,8 @@ def read_chunks(path: Path, opts: Options, needs_target: bool) -> Iterator[Chunk
     wanted = {opts.text_column: "--text-column"}
     if needs_target and opts.target is None:
         wanted[opts.target_column] = "--target-column (or one target for all rows with --target)"
+    for column in opts.kept(needs_target):
+        wanted.setdefault(column, "--keep-columns")
     if not path.is_file():
         raise PredictError(f"Input {path} does not exist.")
     fmt = input_format(path)

@@ -10,6 +10,7 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from stance.tracking.console import quiet_libraries
 from stance.tracking.redact import quiet_credentials, redact_config, redact_log_records, redact_overrides
 from stance.tracking.signals import interrupt_on_signals
 
@@ -49,6 +50,31 @@ def sweep_table(runs: list[Any], objective: str) -> pd.DataFrame:
     if objective in table:
         table = table.sort_values(objective, ascending=False, na_position="last")
     return table.reset_index(drop=True)
+
+
+def sweep_summary(table: pd.DataFrame, objective: str, status: str) -> str:
+    """The console's end of a sweep: the best job, its objective and run, then every job with its scores.
+
+    Jobs are named by the overrides that tell them apart; those they all share are said once, in the heading.
+    """
+    words = [str(o).split(" ") if isinstance(o, str) and o else [] for o in table.get("overrides", [])]
+    shared = [w for w in words[0] if all(w in other for other in words)] if words else []
+    jobs = [" ".join(w for w in job if w not in shared) or "(defaults)" for job in words]
+    shown = table.assign(job=jobs)
+    ranked = shown.dropna(subset=[objective]) if objective in shown else shown.iloc[0:0]
+    if ranked.empty:
+        head = f"sweep {status}: no job of {len(table)} has {objective}"
+    else:
+        best = ranked.iloc[0]
+        head = f"best job: {best['job']}  {objective}={best[objective]:.4f}  (run {best['run_id']})"
+    tested = "test/" + objective.split("/", 1)[-1]  # what the selected metric gives on test: shown, never selected on
+    columns = ["job", "status", *(c for c in (objective, tested) if c in shown), "run_id"]
+    common = f"; all with {' '.join(shared)}" if shared else ""
+    if shown.empty:
+        return head
+    cells = shown[columns].astype(object).where(shown[columns].notna(), None)  # a failed job's scores: "-"
+    body = cells.to_markdown(index=False, tablefmt="simple", floatfmt=".4f", missingval="-")
+    return f"{head}\nsweep {status}, {len(table)} job(s), by {objective}{common}:\n{body}"
 
 
 def sweep_figure(table: pd.DataFrame, objective: str) -> Any:
@@ -114,6 +140,7 @@ class MlflowSweep(Callback):
         from stance.tracking.server import retry_busy
 
         redact_log_records()  # before the launcher logs each job's overrides
+        quiet_libraries(config.get("verbose", False))  # before the store's set-up chatter
         if "MLflowOptuna" in str(config.hydra.sweeper.get("_target_", "")):
             return
         client, experiment_id = _client(config)
@@ -188,3 +215,4 @@ class MlflowSweep(Callback):
         if client.get_run(parent).info.status == "RUNNING":
             client.set_terminated(parent, status)
         log.info("sweep results: %d jobs logged to parent run %s (%s)", len(table), parent, status)
+        print(sweep_summary(table, objective, status), flush=True)

@@ -148,3 +148,50 @@ def test_an_embedder_saved_before_precision_existed_still_works(tmp_path):
     del old.__dict__["precision"]
     np.testing.assert_array_equal(old.transform(FRAME), embedder.transform(FRAME))
     assert old.get_params()["precision"] == "float32"
+
+
+# News statements of three length buckets (24, 40 and 48 tokens): each is its bucket's only, part-filled batch.
+STATEMENTS = [
+    "Security guarantees for Ukraine were discussed at length by the foreign ministers, who did not agree.",
+    "The government said on Tuesday that it would double funding for renewable energy over the next five years, "
+    "a move that environmental groups welcomed but called far too slow.",
+    "NATO must not expand further east, because every new member moves the alliance closer to borders that Russia "
+    "sees as its own security zone, and that makes war more likely, not less, said the minister in Berlin.",
+]
+
+
+def test_three_texts_are_not_padded_to_a_full_batch_and_keep_the_vectors_of_a_full_one(tmp_path, monkeypatch):
+    """On CPU a part-filled batch is filled to MIN_BATCH_TOKENS tokens, not 64 rows, with a full batch's bits."""
+    from stance.data.corpora.semeval import semeval2016_task6
+    from stance.data.schema import to_frame
+    from stance.features.encoders import forget_vectors
+    from stance.features.pretrained import load_encoder
+
+    encoder = load_encoder(SentenceEmbedder().model)  # the process's one copy, which every embedder encodes with
+    shapes: list[tuple[int, int]] = []
+    encode = encoder.encode
+
+    def recording(sentences, **kwargs):  # sentence-transformers' encode, with the batch shape it was given noted
+        shapes.append((len(sentences), kwargs["processing_kwargs"]["text"]["max_length"]))
+        return encode(sentences, **kwargs)
+
+    monkeypatch.setattr(encoder, "encode", recording)
+    forget_vectors()
+    alone = SentenceEmbedder(target_mode="none", show_progress=False, cache_dir=str(tmp_path / "a")).encode(STATEMENTS)
+    assert shapes == [(43, 24), (26, 40), (22, 48)]  # ceil(1024 / bucket) rows each; before: (64, 24), (64, 40), ...
+    tweets = to_frame(semeval2016_task6(limit=100)["train"])["text"].tolist()[:300]
+    forget_vectors()
+    among = SentenceEmbedder(target_mode="none", show_progress=False, cache_dir=str(tmp_path / "b")).encode(
+        [*tweets, *STATEMENTS]
+    )
+    assert np.array_equal(alone, among[-3:])  # bit-identical to the vectors they get among 300 other texts
+
+
+def test_filled_rows_fills_only_part_filled_cpu_batches_up_to_the_token_floor():
+    from stance.features.encoders import filled_rows
+
+    assert filled_rows(64, 64, 32, 1024) == 64  # a full batch stays full
+    assert filled_rows(3, 64, 32, 1024) == 32  # 32 rows x 32 tokens
+    assert filled_rows(3, 64, 8, 1024) == 64  # short texts: 64 rows are 512 tokens, under the floor already
+    assert filled_rows(3, 64, 256, 1024) == 4
+    assert filled_rows(3, 64, 256, None) == 64  # not on CPU: a full batch, as before

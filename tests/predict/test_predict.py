@@ -74,9 +74,10 @@ def expected(model_uri, statements) -> pd.DataFrame:
 def test_every_format_round_trips(source, sink, model_uri, statements, expected, tmp_path):
     src = write(statements, tmp_path / f"in{source}")
     out = tmp_path / f"out{sink}"
-    assert predict_files(model_uri, [src], out, Options(chunk_size=64), progress=False) == len(statements)
+    assert predict_files(model_uri, [src], out, Options(chunk_size=64), progress=False).rows == len(statements)
     got = read(out)
-    assert list(got.columns) == ["id", "row", "label", "proba_AGAINST", "proba_FAVOR", "proba_NONE"]
+    assert list(got.columns) == ["id", "row", "text", "target", "label", "proba_AGAINST", "proba_FAVOR", "proba_NONE"]
+    assert got["text"].tolist() == statements["text"].tolist()  # kept by default
     assert got["id"].tolist() == statements["id"].tolist()
     assert got["row"].tolist() == list(range(1, len(statements) + 1))
     assert got["label"].tolist() == expected["label"].tolist()
@@ -94,6 +95,21 @@ def test_several_inputs_fixed_target_and_row_numbers(model_uri, statements, tmp_
     assert got["row"].tolist() == [*range(1, 11), *range(1, 6)]
     frame = statements[["text"]].head(15).assign(target="Atheism")
     assert got["label"].tolist() == predict_frame(load_model(model_uri), frame)["label"].tolist()
+
+
+def test_keep_columns_copies_the_input_columns_asked_for(model_uri, statements, tmp_path):
+    src = write(statements.assign(label="FAVOR", source="twitter"), tmp_path / "in.jsonl")
+    out = tmp_path / "out.csv"
+    predict_files(model_uri, [src], out, Options(keep_columns=("source", "label", "id")), progress=False)
+    got = read(out)
+    assert list(got.columns)[:5] == ["id", "row", "source", "input_label", "label"]  # the gold label kept apart
+    assert set(got["source"]) == {"twitter"} and set(got["input_label"]) == {"FAVOR"}
+    predict_files(model_uri, [src], out, Options(target="Atheism"), progress=False)
+    assert list(read(out).columns)[:4] == ["id", "row", "text", "label"]  # a fixed target: no target column read
+    predict_files(model_uri, [src], out, Options(keep_columns=()), progress=False)
+    assert list(read(out).columns)[:3] == ["id", "row", "label"]
+    with pytest.raises(PredictError, match=r"in\.jsonl has no column 'tweet_url' .* with --keep-columns"):
+        predict_files(model_uri, [src], out, Options(keep_columns=("tweet_url",)), progress=False)
 
 
 def test_other_column_names(model_uri, statements, tmp_path):
@@ -319,3 +335,39 @@ def test_a_full_disk_keeps_the_finished_chunks_and_the_same_command_finishes_onc
     assert predict() == ""
     assert out.read_bytes() == roomy.read_bytes()
     assert sorted(p.name for p in disk.iterdir()) == [out.name]
+
+
+@pytest.mark.slow
+def test_cli_bar_moves_within_the_first_chunk_and_fallback_rows_are_counted_on_console_and_in_the_summary(
+    logged_model, tmp_path
+):
+    """Issue 29: the bar stayed at 0 % for a whole chunk, and rows of unseen targets went to the fallback unsaid."""
+    import json
+    import os
+    import re
+
+    from stance.models.per_target import PerTarget
+    from stance.models.walk import estimators
+
+    router = next(p for p in estimators(load_model(str(logged_model))) if isinstance(p, PerTarget))
+    test = to_frame(semeval2016_task6(limit=300)["test"])
+    seen = test[test["target"].isin(list(router.estimators_))][["text", "target"]].head(200)
+    unseen = seen.head(60).assign(target="NATO expansion to the east")  # no SemEval model has this target
+    src = write(pd.concat([seen, unseen], ignore_index=True), tmp_path / "statements.csv")
+    out = tmp_path / "labelled.csv"
+    env = {**os.environ, "STANCE_CACHE": str(tmp_path / "cache")}  # a cold cache: the chunk's texts are encoded
+    cmd = [sys.executable, "-m", "stance.cli", "predict", str(logged_model), str(src), "-o", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    shown = [int(n) for n in re.findall(r"Predicting:[^|]*\|[^|]*\| *(\d+)/260", done.stderr)]
+    assert [n for n in shown if 0 < n < 260], done.stderr[-3000:]  # one chunk of 260 rows, moving while it is encoded
+    assert shown[-1] == 260
+    warning = "warning: 60 of 260 rows have a target without a model of its own (unseen in training, or too few "
+    warning += "training rows) and were labelled by the joint fallback model: 'NATO expansion to the east' (60)."
+    assert warning in done.stderr.splitlines()
+    assert f"260 rows labelled into {out} (summary: {out}.summary.json)" in done.stderr
+    assert "Downloading artifacts" not in done.stderr and "Loading weights" not in done.stderr
+    summary = json.loads(Path(f"{out}.summary.json").read_text())
+    assert summary["rows"] == 260 and summary["kept_columns"] == ["text", "target"]
+    assert summary["fallback_rows"] == 60 and summary["fallback_targets"] == {"NATO expansion to the east": 60}
+    assert read(out)["target"].tolist()[-60:] == ["NATO expansion to the east"] * 60

@@ -19,7 +19,7 @@ def test_interrupted_runs_end_killed_keep_the_cache_and_a_rerun_succeeds(tmp_pat
     env = {**os.environ, "STANCE_CACHE": str(cache)}
     # Small batches: the cache gets vectors every 32 x 16 texts, long before the run ends. Progress is watched in the
     # cache alone: it is cheap to poll, and a run commits vectors only while its MLflow run is open.
-    command = train_command(store, tmp_path, "data.limit=2000", "features.batch_size=16")
+    command = train_command(store, tmp_path, "data.limit=2000", "features.batch_size=16", "verbose=true")  # "Embedded"
     log = tmp_path / "train.log"
 
     def start() -> subprocess.Popen:

@@ -110,3 +110,30 @@ def test_two_sweeps_at_once_on_one_cache_and_store_lose_nothing(tmp_path):
     frames = [to_frame(split) for split in semeval2016_task6(limit=200).values()]
     texts = {t for frame in frames for column in ("text", "target") for t in frame[column]}
     assert cache_entries(cache) == len(texts)
+
+
+# What a new user saw on the console (issue 29): library bars and chatter, no row counts, no result at the end.
+NOISE = ("Downloading artifacts", "Loading weights", "Embedded ", "Creating initial MLflow database tables")
+
+
+@pytest.mark.slow
+def test_a_sweep_prints_rows_per_split_and_ends_with_the_best_job_and_its_table_without_library_noise(tmp_path):
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    cmd = [sys.executable, "-m", "stance.train", "-m", "classifier=logreg,svm", "data.limit=60", "per_target=false"]
+    cmd += ["bootstrap=0", f"mlflow.tracking_uri={store}", f"hydra.sweep.dir={tmp_path}/multirun"]  # models logged
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    console = done.stdout + done.stderr
+    assert console.count("rows per split: train 60, validation 60, test 60") == 2  # one line per job, at its start
+    assert [line for line in console.splitlines() if any(noise in line for noise in NOISE)] == []
+    [parent] = [r for r in runs(store) if "mlflow.parentRunId" not in r.data.tags]
+    table = sweep_results(store, parent.info.run_id)
+    best, job = table.iloc[0], table["overrides"].iloc[0].split()[0]  # the override that tells the jobs apart
+    lines = done.stdout.splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("best job: ")))
+    assert lines[start] == f"best job: {job}  validation/f_avg={best['validation/f_avg']:.4f}  (run {best['run_id']})"
+    assert lines[start + 1].startswith("sweep FINISHED, 2 job(s), by validation/f_avg; all with data.limit=60 ")
+    assert lines[start + 2].split() == ["job", "status", "validation/f_avg", "test/f_avg", "run_id"]
+    assert set(lines[start + 3]) == {"-", " "}
+    assert [line.split()[0] for line in lines[start + 4 : start + 6]] == [o.split()[0] for o in table["overrides"]]
+    assert f"{table['test/f_avg'].iloc[1]:.4f}" in lines[start + 5]
