@@ -2,8 +2,8 @@
 2023): each label is a hypothesis about the text, from a template in config (conf/hypotheses/<task>.yaml, e.g. "The
 author of this text supports {target}."), and the label whose hypothesis a cross-encoder finds most entailed by the
 text wins. Any target can be scored, and with an NLI-trained model no task training is needed (`zero_shot`).
-With `hypotheses: null` the rows are NLI pairs (data=nli task=nli: text = premise, target = hypothesis), trained on
-as they are: the NLI stage, whose weights folder a stance stage then starts from (`model`).
+With `hypotheses: null` the rows are NLI pairs (data=nli task=nli): the NLI stage, where a stance stage starts
+(`model`: its weights folder, or its logged model's URI, e.g. models:/nli-minilm@champion).
 """
 
 from __future__ import annotations
@@ -262,11 +262,11 @@ def entailment_index(labels: Sequence[str]) -> int | None:
 
 
 def templates(hypotheses: Mapping[str, str] | str, labels: Sequence[str]) -> dict[str, str]:
-    """Label -> template, checked: some labels, fields {target}/{label} only, distinct texts, one for every label."""
+    """Label -> template (null: no such label), checked: fields {target}/{label} only, distinct texts, all labels."""
     if isinstance(hypotheses, str):  # one template for the labels the training rows name
         table = {label: hypotheses for label in sorted(set(labels))}
     elif isinstance(hypotheses, Mapping):
-        table = {str(label): template for label, template in hypotheses.items()}  # YAML may read `1:` as an int
+        table = {str(k): v for k, v in hypotheses.items() if v is not None}  # `1:` may be an int; null: no such label
     else:
         raise HypothesisError(f"classifier.hypotheses must map labels to templates, got {type(hypotheses).__name__}.")
     if not table:

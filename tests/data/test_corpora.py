@@ -272,6 +272,18 @@ def test_covid19_counts_targets_and_ids(data_root):
     assert not normalized(train_and_validation(frames)) & normalized(frames["test"])
 
 
+def test_pstance_cross_target_trains_on_two_candidates_and_tests_on_the_third(data_root):
+    data = pstance(root=str(data_root), held_out="biden")
+    counts = {split: to_frame(ds)["target"].value_counts().to_dict() for split, ds in data.items()}
+    assert counts == {
+        "train": {"Donald Trump": 6362, "Bernie Sanders": 5055},
+        "validation": {"Donald Trump": 814, "Bernie Sanders": 634},
+        "test": {"Joe Biden": 745},
+    }
+    with pytest.raises(DataError, match="data.held_out='obama' is not a P-Stance target; choose from Donald Trump"):
+        pstance(root=str(data_root), held_out="obama")
+
+
 def test_pstance_file_with_another_target_names_line(tmp_path, data_root):
     shutil.copytree(data_root / "pstance", tmp_path / "pstance")
     path = tmp_path / "pstance" / "raw_val_biden.csv"

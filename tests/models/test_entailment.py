@@ -21,7 +21,7 @@ from stance.data.schema import DataError, to_frame
 from stance.experiment import run_experiment
 from stance.features import finetune
 from stance.features.pretrained import ModelLoadError
-from stance.models.entailment import EntailmentClassifier, HypothesisError, entailment_pairs
+from stance.models.entailment import EntailmentClassifier, HypothesisError, entailment_pairs, templates
 
 # A few fast steps: short sequences, small batches.
 QUICK = {"max_length": 48, "batch_size": 8, "show_progress": False}
@@ -54,6 +54,9 @@ def test_the_templates_follow_the_task():
     assert compose_config("classifier=entailment", "task=nli").classifier.hypotheses is None
     assert set(compose_config("classifier=entailment", "task=claim").classifier.hypotheses) == {"0", "1"}
     assert "{label}" in compose_config("classifier=entailment", "task=topic").classifier.hypotheses
+    # A null template leaves its label out: P-Stance's benchmark is FAVOR/AGAINST.
+    two = compose_config("experiment=pstance_cross_target").classifier.hypotheses
+    assert list(templates(two, ["AGAINST", "FAVOR"])) == ["FAVOR", "AGAINST"]
 
 
 def test_one_true_and_one_false_hypothesis_per_row():

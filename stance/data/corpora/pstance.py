@@ -13,6 +13,7 @@ from stance.data.corpora.leaks import drop_test_leaks
 from stance.data.registry import reader
 from stance.data.schema import (
     STANCE_LABELS,
+    DataError,
     Report,
     check_constant,
     check_labels,
@@ -34,6 +35,7 @@ _PSTANCE_SPLITS = {"train": "train", "validation": "val", "test": "test"}
 def pstance(
     root: str | None = None,
     keep_none: bool = False,
+    held_out: str | None = None,
     labels: Sequence[str] | None = None,
     label_map: Mapping[str, str] | None = None,
     seed: int = 13,
@@ -44,7 +46,10 @@ def pstance(
     The paper's benchmark (21,574 tweets) has no NONE rows; these files add 2,490, which `keep_none=true` keeps
     (labels then AGAINST/FAVOR/NONE). Dropped NONE rows are counted in the report. One train and one validation
     tweet that are also test tweets are dropped; the train tweet repeated with conflicting labels is kept.
+    held_out: a target (or its file key: trump, biden, bernie) for the cross-target benchmark: train and validation
+    from the other two targets, test = the held-out target's test rows.
     """
+    target = _held_out_target(held_out)
     names = [f"raw_{prefix}_{key}.csv" for prefix in _PSTANCE_SPLITS.values() for key in _PSTANCE_TARGETS]
     paths = iter(corpus_files(root, "pstance", names))
     splits = {
@@ -62,6 +67,8 @@ def pstance(
         # The documented default (the official benchmark), so info rather than a warning.
         log.info("pstance: keep_none=false dropped the extra NONE rows: %s", report.dropped)
     splits = drop_test_leaks(splits, "pstance", report)
+    if target is not None:
+        splits = {split: f[(f["target"] == target) == (split == "test")] for split, f in splits.items()}
     raw = [*STANCE_LABELS] if keep_none else ["AGAINST", "FAVOR"]
     return finish_corpus(splits, raw, labels, label_map, limit, seed, report)
 
@@ -73,3 +80,16 @@ def _read_pstance(path: Path, target: str) -> pd.DataFrame:
     frame = pd.DataFrame({"text": raw["Tweet"], "target": raw["Target"], "label": raw["Stance"]})
     check_texts(frame, path)
     return frame
+
+
+def _held_out_target(held_out: str | None) -> str | None:
+    """The P-Stance target `held_out` names (full name or file key, any case); a DataError naming the choices."""
+    if held_out is None:
+        return None
+    names = {**{k: v for k, v in _PSTANCE_TARGETS.items()}, **{v.lower(): v for v in _PSTANCE_TARGETS.values()}}
+    if str(held_out).lower() not in names:
+        choices = ", ".join(_PSTANCE_TARGETS.values())
+        raise DataError(
+            f"data.held_out={held_out!r} is not a P-Stance target; choose from {choices} (or trump, biden, bernie)."
+        )
+    return names[str(held_out).lower()]
