@@ -6,6 +6,7 @@ The embedder's vectors come from this process's memo, else the disk cache (`feat
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -77,6 +78,20 @@ class _VectorMemo:
 # (a server, a notebook) keeps at most this much (~350k MiniLM vectors), the disk cache holding the rest.
 MEMO_MAX_BYTES = 512 * 2**20
 _MEMO = _VectorMemo(MEMO_MAX_BYTES)
+
+
+_PROGRESS_FORCED = False
+
+
+@contextlib.contextmanager
+def progress_bars() -> Iterator[None]:
+    """Within, every embedder shows its encoding progress bar, while the model keeps its own `show_progress`."""
+    global _PROGRESS_FORCED  # a switch for this process's training, not a parameter: the logged model stays quiet
+    before, _PROGRESS_FORCED = _PROGRESS_FORCED, True
+    try:
+        yield
+    finally:
+        _PROGRESS_FORCED = before
 
 
 def forget_vectors() -> None:
@@ -242,7 +257,9 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
 
         out: dict[str, np.ndarray] = {}
         pending: dict[str, np.ndarray] = {}
-        with tqdm(total=len(texts), desc="Encoding", unit="text", disable=not self.show_progress) as progress:
+        desc = f"Encoding with {Path(self.model).name}"  # the bar shows count, elapsed<remaining and rate
+        shown = self.show_progress or _PROGRESS_FORCED
+        with tqdm(total=len(texts), desc=desc, unit="text", disable=not shown) as progress:
             for batch, vectors in self._encode_batches(texts):
                 pending.update(zip((texts[i] for i in batch), vectors, strict=True))
                 progress.update(len(batch))
