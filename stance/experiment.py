@@ -5,17 +5,19 @@ from __future__ import annotations
 import functools
 import logging
 import resource
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from stance.analysis.analyze import DEFAULT_ALIAS, DEFAULT_MODELS
+from stance.analysis.analyze import DEFAULT_ALIAS, DEFAULT_MODELS, LARGE_MODELS
 from stance.config import ConfigError, build, check_loadable, compose_config
 from stance.data.schema import DataError, Report, reader_report, split_table, to_frame, validate
 from stance.data.tasks import Task
 from stance.evaluation.metrics import F_AVG_CLASSES, Evaluation, evaluate, f_avg, macro_f1
+from stance.features.encoders import progress_bars
 from stance.models.estimators import PriorAdjusted, build_model, tune_class_weights
 from stance.models.walk import ModelParts, model_parts
 from stance.tracking.console import split_counts
@@ -167,17 +169,57 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def train_default(kind: str, tracking_uri: str, limit: int | None = None) -> str:
-    """Run the named experiment of a default model of `stance.analyze` into `tracking_uri`, registering it; its run id.
+def train_default(kind: str, tracking_uri: str, limit: int | None = None, large: bool = False) -> str:
+    """Run the named experiment of a default model of `stance analyze` into `tracking_uri`, registering it; its run id.
 
-    `stance.analyze` calls it for a default model its store lacks; `limit` rows per split make a quick one (tests).
+    Says first what it trains and about how long it takes, then shows each encoding's progress bar (with its own
+    estimate) on stderr. `large`: the opt-in larger model of the kind (`LARGE_MODELS`); `limit` rows per split make a
+    quick one (tests). Ctrl-C or SIGTERM ends its MLflow run KILLED; the vectors encoded so far stay in the cache.
     """
-    name, experiment = DEFAULT_MODELS[kind]
+    default = (LARGE_MODELS if large else DEFAULT_MODELS)[kind]
     overrides = [
-        f"experiment={experiment}", f"mlflow.tracking_uri={tracking_uri}", f"mlflow.register={name}",
+        f"experiment={default.experiment}", f"mlflow.tracking_uri={tracking_uri}", f"mlflow.register={default.name}",
         f"mlflow.alias={DEFAULT_ALIAS}", *([f"data.limit={limit}"] if limit else []),
     ]  # fmt: skip
     cfg = compose_config(*overrides)
-    if "show_progress" in cfg.features:  # a single embedder; combined feature sets set it per block
+    if "show_progress" in cfg.features:  # the logged model predicts quietly; training shows bars (progress_bars)
         cfg.features.show_progress = False
-    return run_experiment(cfg, overrides).run_id
+    _say(
+        f"Training the default {kind} model ({default.about}) once into {tracking_uri}: about {default.minutes} min "
+        "on 2 free CPU cores from an empty cache, seconds to load afterwards. Ctrl-C stops it."
+    )
+    start = time.perf_counter()
+    try:
+        with progress_bars():
+            run_id = run_experiment(cfg, overrides).run_id
+    except KeyboardInterrupt:
+        _say(f"Stopped: the {kind} model's MLflow run is marked KILLED; run again to finish (encoded texts are kept).")
+        raise
+    _say(f"Trained the default {kind} model in {_duration(time.perf_counter() - start)}: run {run_id}.")
+    return run_id
+
+
+def prepare_defaults(tracking_uri: str, large: bool = False, limit: int | None = None) -> None:
+    """Train the default models of `stance analyze` that `tracking_uri` lacks (`large`: also replace a smaller one)."""
+    from stance.analysis.analyze import registered_experiment
+
+    for kind, default in (LARGE_MODELS if large else DEFAULT_MODELS).items():
+        found = registered_experiment(kind, tracking_uri)
+        if found is None or (large and found != default.experiment):
+            train_default(kind, tracking_uri, limit, large)
+            found = default.experiment
+        _say(f"{kind}: models:/{default.name}@{DEFAULT_ALIAS} (experiment={found}) is ready.")
+    _say(f"`stance analyze` loads the default models from {tracking_uri} in seconds.")
+
+
+def _duration(seconds: float) -> str:
+    """`1 min 52 s`, or `40 s` under a minute."""
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+
+
+def _say(line: str) -> None:
+    """A line on stderr that does not break a progress bar."""
+    from tqdm import tqdm
+
+    tqdm.write(line, file=sys.stderr)

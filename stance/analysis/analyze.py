@@ -21,8 +21,28 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FORMATS = ("table", "csv", "jsonl")
-# kind -> (registered model name, the named experiment that trains and registers it as NAME@default).
-DEFAULT_MODELS = {"stance": ("stance-zero-shot", "zero_shot_stance"), "claim": ("claim-checkworthy", "clef_claims")}
+
+
+@dataclass(frozen=True)
+class DefaultModel:
+    """A default model of `stance analyze`: its registered name, the named experiment training it, what it is."""
+
+    name: str
+    experiment: str
+    about: str
+    minutes: int  # training it from an empty cache on 2 shared CPU cores (docs/models.md): the estimate shown
+
+
+# kind -> its default, trained once and registered as NAME@default; in the order `stance analyze` needs them.
+DEFAULT_MODELS = {
+    "claim": DefaultModel("claim-checkworthy", "clef_claims_context", "check-worthy claims; MiniLM, CLEF-2019", 3),
+    "stance": DefaultModel("stance-zero-shot", "zero_shot_stance", "stance toward any target; MiniLM, 9 corpora", 4),
+}
+# Opt-in (`stance models prepare --large`): the mpnet claim model, better on CLEF validation, ~14 min to encode CLEF.
+LARGE_MODELS = {
+    **DEFAULT_MODELS,
+    "claim": DefaultModel("claim-checkworthy", "clef_claims", "check-worthy claims; mpnet, CLEF-2019", 17),
+}
 DEFAULT_ALIAS = "default"
 # Trains the default model of a kind into a store, registering it: (kind, tracking_uri, limit) -> run id.
 Trainer = Callable[[str, str, "int | None"], Any]
@@ -226,36 +246,42 @@ def default_model(
 ) -> Any:
     """The registered default model of `kind` (`models:/<name>@default` in `tracking_uri`), trained on first use.
 
-    Training is `train(kind, tracking_uri, limit)`, which runs the named experiment (`python -m stance.train
-    experiment=<name>`) into the same store, registering the model: `stance.experiment.train_default`, which
-    `stance.analyze` passes. Without `train`, a missing model is a `LookupError` naming that command; `limit` rows per
-    split make a quick one (tests). Retrain by running that command.
+    Training is `train(kind, tracking_uri, limit)`, which runs the named experiment into the same store, registering
+    the model: `stance.experiment.train_default`, which `stance.analyze` passes and which shows its progress. Without
+    `train`, a missing model is a `LookupError` naming `stance models prepare`; `limit` rows per split make a quick
+    one (tests).
     """
-    from mlflow.exceptions import MlflowException
-
     from stance.artifact.load import load_model  # imports MLflow: on use, not with `import stance`
 
     if kind not in DEFAULT_MODELS:
         raise ValueError(f"No default {kind} model; give one as a URI.")
-    name, experiment = DEFAULT_MODELS[kind]
+    name = DEFAULT_MODELS[kind].name
     uri = tracking_uri or default_registry()
-    with _tracking(uri):
-        try:
-            return load_model(f"models:/{name}@{DEFAULT_ALIAS}")
-        except MlflowException as err:
-            if err.error_code != "RESOURCE_DOES_NOT_EXIST":
-                raise
+    if registered_experiment(kind, uri) is None:
         if train is None:
             raise LookupError(
-                f"No model {name}@{DEFAULT_ALIAS} in {uri}. Train it with `python -m stance.train "
-                f"experiment={experiment} mlflow.tracking_uri={uri}`, or call stance.analyze, which trains it once."
+                f"No model {name}@{DEFAULT_ALIAS} in {uri}. Train the defaults once with `stance models prepare "
+                f"--tracking-uri {uri}`, or call stance.analyze, which trains them on first use."
             )
-        log.warning(
-            "No model %s@%s in %s: training it once with `python -m stance.train experiment=%s "
-            "mlflow.tracking_uri=%s`.", name, DEFAULT_ALIAS, uri, experiment, uri,
-        )  # fmt: skip
         train(kind, uri, limit)
+    with _tracking(uri):
         return load_model(f"models:/{name}@{DEFAULT_ALIAS}")
+
+
+def registered_experiment(kind: str, tracking_uri: str) -> str | None:
+    """The named experiment that trained the registered default of `kind` in `tracking_uri`; None if it has none."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    try:
+        version = client.get_model_version_by_alias(DEFAULT_MODELS[kind].name, DEFAULT_ALIAS)
+    except MlflowException as err:
+        if err.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        return None
+    overrides = client.get_run(version.run_id).data.tags.get("overrides", "").split()
+    return next((o.removeprefix("experiment=") for o in overrides if o.startswith("experiment=")), "")
 
 
 @contextlib.contextmanager

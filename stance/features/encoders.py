@@ -6,10 +6,10 @@ The embedder's vectors come from this process's memo, else the disk cache (`feat
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -90,7 +90,7 @@ _MEMO = _VectorMemo(MEMO_MAX_BYTES)
 _PROGRESS: ContextVar[Callable[[int, int], None] | None] = ContextVar("encoding_progress", default=None)
 
 
-@contextmanager
+@contextlib.contextmanager
 def encoding_progress(report: Callable[[int, int], None]) -> Iterator[None]:
     """Within the block, each encoded batch calls `report(texts encoded so far, texts to encode)` of its call."""
     token = _PROGRESS.set(report)
@@ -98,6 +98,20 @@ def encoding_progress(report: Callable[[int, int], None]) -> Iterator[None]:
         yield
     finally:
         _PROGRESS.reset(token)
+
+
+_PROGRESS_FORCED = False
+
+
+@contextlib.contextmanager
+def progress_bars() -> Iterator[None]:
+    """Within, every embedder shows its encoding progress bar, while the model keeps its own `show_progress`."""
+    global _PROGRESS_FORCED  # a switch for this process's training, not a parameter: the logged model stays quiet
+    before, _PROGRESS_FORCED = _PROGRESS_FORCED, True
+    try:
+        yield
+    finally:
+        _PROGRESS_FORCED = before
 
 
 def forget_vectors() -> None:
@@ -264,7 +278,9 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         out: dict[str, np.ndarray] = {}
         pending: dict[str, np.ndarray] = {}
         report, done = _PROGRESS.get(), 0
-        with tqdm(total=len(texts), desc="Encoding", unit="text", disable=not self.show_progress) as progress:
+        desc = f"Encoding with {Path(self.model).name}"  # the bar shows count, elapsed<remaining and rate
+        shown = self.show_progress or _PROGRESS_FORCED
+        with tqdm(total=len(texts), desc=desc, unit="text", disable=not shown) as progress:
             for batch, vectors in self._encode_batches(texts):
                 pending.update(zip((texts[i] for i in batch), vectors, strict=True))
                 progress.update(len(batch))

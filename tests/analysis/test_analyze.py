@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 import stance
-from stance.analysis.analyze import DEFAULT_MODELS, default_model, render
+from stance.analysis.analyze import DEFAULT_MODELS, LARGE_MODELS, default_model, render
+from stance.config import compose_config
 from stance.data.schema import STANCE_LABELS
 from stance.experiment import run_experiment
 from tests.helpers import FIXTURES
@@ -63,11 +64,11 @@ def test_the_defaults_are_the_registered_models_of_named_experiments(registry, a
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(registry)
-    for name, experiment in DEFAULT_MODELS.values():
-        version = client.get_model_version_by_alias(name, "default")
+    for default in DEFAULT_MODELS.values():
+        version = client.get_model_version_by_alias(default.name, "default")
         assert str(version.version) == "1"  # analysing did not train again
         run = client.get_run(version.run_id)
-        assert run.data.tags["overrides"].startswith(f"experiment={experiment} ")
+        assert run.data.tags["overrides"].startswith(f"experiment={default.experiment} ")
     explicit = stance.analyze(
         article.read_text(encoding="utf-8"), [TARGET, "Vladimir Putin"], tracking_uri=registry,
         stance_model="models:/stance-zero-shot@default", claim_model="models:/claim-checkworthy@default",
@@ -160,7 +161,19 @@ def test_import_stays_light():
 def test_default_models_are_stored_with_skops_and_load_without_unpickling(registry):
     import mlflow
 
-    for kind, (name, _) in DEFAULT_MODELS.items():
-        local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}@default", tracking_uri=registry))
+    for kind, default in DEFAULT_MODELS.items():
+        local = Path(mlflow.artifacts.download_artifacts(f"models:/{default.name}@default", tracking_uri=registry))
         assert [p.name for p in (local / "artifacts").glob("pipeline.*")] == ["pipeline.skops"]
         assert hasattr(default_model(kind, registry), "predict_proba")  # stance.load_model: allow_pickle is False
+
+
+def test_the_default_claim_model_is_minilm_and_mpnet_is_opt_in(registry):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(registry)
+    version = client.get_model_version_by_alias("claim-checkworthy", "default")
+    params = client.get_run(version.run_id).data.params
+    assert params["members.claim_encoder.model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert params["features.transformer_list"].count("all-MiniLM-L6-v2") == 3  # sentence, previous, next
+    large = compose_config(f"experiment={LARGE_MODELS['claim'].experiment}")
+    assert large.members.claim_encoder.model == "sentence-transformers/all-mpnet-base-v2"
