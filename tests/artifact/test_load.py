@@ -1,6 +1,7 @@
 """Models that load anywhere: in a fresh process, naming the versions that differ from the ones logged; every kind of
-pipeline through skops, a huge vocabulary included; without importing torch; and a model logged before
-`stance.artifact` existed, both ways (`stance.artifact.save`, `stance.artifact.load`)."""
+pipeline through skops, a huge vocabulary included; without importing torch; a model logged before `stance.artifact`
+existed, both ways; from another folder with the line training printed, and one message naming the store when the
+model is not there (`stance.artifact.save`, `stance.artifact.load`)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 import stance
 from stance.artifact import load, save
 from tests.conftest import compose
-from tests.helpers import FIXTURES
+from tests.helpers import FIXTURES, NEW
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +172,45 @@ def test_a_model_logged_before_the_artifact_package_loads_both_ways():
     frame = pd.DataFrame(LEGACY_INPUT)
     assert list(stance.load_model(str(LEGACY_MODEL)).predict(frame)) == LEGACY_LABELS
     assert mlflow.pyfunc.load_model(str(LEGACY_MODEL)).predict(frame)["label"].tolist() == LEGACY_LABELS
+
+
+@pytest.mark.slow
+def test_a_model_the_store_lacks_is_one_message_naming_the_store(default_run, tmp_path):
+    uri, store = default_run.uri, f"sqlite:///{default_run.store}/mlflow.db"
+    with pytest.raises(load.ModelNotFoundError) as err:
+        stance.load_model("runs:/0123abc/model", tracking_uri=uri)
+    assert str(err.value).startswith(f"Cannot load runs:/0123abc/model: the MLflow store {store} has no run 0123abc.")
+    with pytest.raises(load.ModelNotFoundError, match=rf"run {default_run.run_id} in the MLflow store .* no model th"):
+        stance.load_model(f"runs:/{default_run.run_id}/modl", tracking_uri=uri)
+    with pytest.raises(load.ModelNotFoundError) as err:
+        stance.load_model("models:/semeval@champion", tracking_uri=uri)
+    assert str(err.value).startswith(
+        f"Cannot load models:/semeval@champion: the MLflow store {store} says: Registered Model with name=semeval not "
+        "found. Register a run's model as semeval (python -m stance.train mlflow.register=semeval), or point at"
+    )
+    with pytest.raises(load.ModelNotFoundError, match=f"there is no model folder at {tmp_path}/nope"):
+        stance.load_model(str(tmp_path / "nope"))
+
+
+@pytest.mark.slow
+def test_a_registered_name_loads_from_the_store_given_whatever_mlflows_own_store(default_run, tmp_path):
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")  # MLflow looks up logged models and names here
+    try:
+        model = stance.load_model("models:/deployed@champion", tracking_uri=default_run.uri)
+    finally:
+        mlflow.set_tracking_uri(before)
+    assert list(model.predict(NEW)) == list(default_run.result.model.predict(NEW))
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_model_logged_under_the_name_model_loads_by_its_run(tfidf_model, tmp_path):
+    model, test = tfidf_model
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    mlflow.set_tracking_uri(store)
+    mlflow.set_experiment("before-run-names")
+    with mlflow.start_run() as run:  # as models were logged before they were named after their run
+        save.log_model(model, test.head(3), {}, save.requirements(), task={})
+    assert not list(tmp_path.rglob("artifacts/model"))  # no copy among the run's artifacts: the logged model it is
+    loaded = stance.load_model(f"runs:/{run.info.run_id}/model", tracking_uri=store)
+    assert list(loaded.predict(test)) == list(model.predict(test))
