@@ -47,6 +47,11 @@ def test_run_has_metrics_and_artifacts(logged):
     # Beside the SQLite file, not under whichever directory the run started in.
     store = Path(uri.removeprefix("sqlite:///"))
     assert run.info.artifact_uri == str(store.parent / "mlruns" / "stance" / result.run_id / "artifacts")
+    # The model is named after its experiment and run, and is among the run's artifacts too (runs:/<id>/model).
+    found = f"source_run_id = '{run.info.run_id}'"
+    [model] = client.search_logged_models([run.info.experiment_id], filter_string=found)
+    assert model.name == "stance-data_limit=300,features_show_progress=false,mlflow_register=deployed"
+    assert (Path(run.info.artifact_uri) / "model" / "MLmodel").is_file()
 
 
 def test_logged_model_predicts_like_in_process_and_refers_to_encoder_by_name(logged):

@@ -81,7 +81,9 @@ def test_run_page_shows_metrics_confusion_matrix_and_model(run, server, tmp_path
             expect.set_options(timeout=TIMEOUT_S * 1000)
             page.goto(f"{server}/#/experiments/{run['experiment']}/runs/{run['id']}")
             expect(page.get_by_text("Logged models (1)")).to_be_visible()
-            expect(page.locator("a[href*='/models/m-']", has_text="model").first).to_be_attached()
+            # The logged model, named after its experiment and run (its overrides, in the characters MLflow allows).
+            name = "stance-data_limit=300,features_show_progress=false,mlflow_register=deployed"
+            expect(page.locator("a[href*='/models/m-']", has_text=name).first).to_be_attached()
             page.get_by_placeholder("Search metrics").fill("test/")
             expect(page.get_by_text("test/f_avg", exact=True)).to_be_visible()
             expect(page.get_by_text(repr(f_avg), exact=True)).to_be_visible()
