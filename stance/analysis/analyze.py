@@ -206,8 +206,7 @@ def _model(model: Any, kind: str, tracking_uri: str | None, train: Trainer | Non
     from stance.artifact.load import load_model  # imports MLflow: on use, not with `import stance`
 
     try:
-        with _tracking(tracking_uri):
-            return load_model(str(model))
+        return load_model(str(model), tracking_uri=tracking_uri)
     except Exception as err:  # MLflow raises many types for a bad URI; all mean the same to the user
         raise ValueError(f"Cannot load the {kind} model {str(model)!r}: {str(err).splitlines()[0][:300]}") from None
 
@@ -231,41 +230,35 @@ def default_model(
     `stance.analyze` passes. Without `train`, a missing model is a `LookupError` naming that command; `limit` rows per
     split make a quick one (tests). Retrain by running that command.
     """
-    from mlflow.exceptions import MlflowException
-
-    from stance.artifact.load import load_model  # imports MLflow: on use, not with `import stance`
+    from stance.artifact.load import ModelNotFoundError, load_model  # imports MLflow: not with `import stance`
 
     if kind not in DEFAULT_MODELS:
         raise ValueError(f"No default {kind} model; give one as a URI.")
     name, experiment = DEFAULT_MODELS[kind]
     uri = tracking_uri or default_registry()
-    with _tracking(uri):
-        try:
-            return load_model(f"models:/{name}@{DEFAULT_ALIAS}")
-        except MlflowException as err:
-            if err.error_code != "RESOURCE_DOES_NOT_EXIST":
-                raise
-        if train is None:
-            raise LookupError(
-                f"No model {name}@{DEFAULT_ALIAS} in {uri}. Train it with `python -m stance.train "
-                f"experiment={experiment} mlflow.tracking_uri={uri}`, or call stance.analyze, which trains it once."
-            )
-        log.warning(
-            "No model %s@%s in %s: training it once with `python -m stance.train experiment=%s "
-            "mlflow.tracking_uri=%s`.", name, DEFAULT_ALIAS, uri, experiment, uri,
-        )  # fmt: skip
+    try:
+        return load_model(f"models:/{name}@{DEFAULT_ALIAS}", tracking_uri=uri)
+    except ModelNotFoundError:
+        pass  # the store, the name or its alias is not there yet
+    if train is None:
+        raise LookupError(
+            f"No model {name}@{DEFAULT_ALIAS} in {uri}. Train it with `python -m stance.train "
+            f"experiment={experiment} mlflow.tracking_uri={uri}`, or call stance.analyze, which trains it once."
+        )
+    log.warning(
+        "No model %s@%s in %s: training it once with `python -m stance.train experiment=%s "
+        "mlflow.tracking_uri=%s`.", name, DEFAULT_ALIAS, uri, experiment, uri,
+    )  # fmt: skip
+    with _tracking(uri):  # training points MLflow at the store: the caller's tracking URI is put back after
         train(kind, uri, limit)
-        return load_model(f"models:/{name}@{DEFAULT_ALIAS}")
+    return load_model(f"models:/{name}@{DEFAULT_ALIAS}", tracking_uri=uri)
 
 
 @contextlib.contextmanager
-def _tracking(uri: str | None) -> Iterator[None]:
-    """Resolve `runs:/` and `models:/` URIs against `uri` (if given), leaving the caller's tracking URI as it was."""
+def _tracking(uri: str) -> Iterator[None]:
+    """MLflow's tracking URI set to `uri` within, and the caller's put back after."""
     import mlflow
 
-    if uri is None:
-        yield
-        return
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)
     try:

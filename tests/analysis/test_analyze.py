@@ -116,6 +116,23 @@ def test_bad_input_is_refused_before_any_model_loads(text, targets, message):
         stance.analyze(text, targets, tracking_uri="sqlite:////nonexistent/never/used.db")
 
 
+@pytest.mark.slow
+def test_a_default_model_missing_from_a_new_store_is_trained_into_it_once(tmp_path, data_root):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    with pytest.raises(LookupError) as err:
+        default_model("claim", uri)  # without a trainer: the command, and no empty store left behind
+    assert str(err.value) == (
+        f"No model claim-checkworthy@default in {uri}. Train it with `python -m stance.train experiment=clef_claims "
+        f"mlflow.tracking_uri={uri}`, or call stance.analyze, which trains it once."
+    )
+    assert not (tmp_path / "mlflow.db").exists()
+    model = default_model("claim", uri, limit=LIMIT, train=train_default)  # as `stance.analyze` calls it
+    assert hasattr(model, "predict_proba")
+    from mlflow.tracking import MlflowClient
+
+    assert int(MlflowClient(uri).get_model_version_by_alias("claim-checkworthy", "default").version) == 1
+
+
 def test_a_bad_model_uri_is_one_clear_error():
     with pytest.raises(ValueError, match="Cannot load the claim model 'no/such/model'"):
         stance.analyze("NATO grows.", TARGET, claim_model="no/such/model")
