@@ -253,6 +253,7 @@ def test_a_registered_name_loads_from_the_store_given_whatever_mlflows_own_store
     assert not (tmp_path / "mlflow.db").exists()
 
 
+@pytest.mark.slow
 def test_a_model_logged_under_the_name_model_loads_by_its_run(tfidf_model, tmp_path):
     model, test = tfidf_model
     store = f"sqlite:///{tmp_path}/mlflow.db"
