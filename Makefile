@@ -29,8 +29,9 @@ install-java:
 		$(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; }
 
+# Registered, so that the README's models:/semeval@champion exists after `make run` (from this folder's mlflow.db).
 run: install
-	$(BIN)/python -m stance.train
+	$(BIN)/python -m stance.train mlflow.register=semeval
 
 test: install install-browser install-java
 	$(BIN)/ruff check stance tests

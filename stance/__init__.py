@@ -29,11 +29,13 @@ def _train_default(kind: str, tracking_uri: str, limit: int | None = None) -> st
     return train_default(kind, tracking_uri, limit)
 
 
-def load_model(uri: str, allow_pickle: bool = False) -> Any:
+def load_model(uri: str, allow_pickle: bool = False, tracking_uri: str | None = None) -> Any:
     """Load a logged model (`runs:/<id>/model`, `models:/<name>@<alias>` or a local path) as a fitted pipeline.
 
     No code from the model runs: a pickled pipeline is refused unless `allow_pickle=True` (only for models you trust).
+    tracking_uri: the MLflow store holding the run or name (training prints it); default `$MLFLOW_TRACKING_URI`, else
+    `mlflow.db` in the working folder.
     """
     from stance.artifact.load import load_model as _load
 
-    return _load(uri, allow_pickle=allow_pickle)
+    return _load(uri, allow_pickle=allow_pickle, tracking_uri=tracking_uri)

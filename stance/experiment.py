@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Result:
-    """A fitted model, its evaluation, the frames it saw, timings, the data report, and the MLflow run id."""
+    """A fitted model, its evaluation, the frames it saw, timings, the data report, its MLflow run and experiment."""
 
     model: Any
     evaluation: Evaluation
@@ -39,6 +39,7 @@ class Result:
     report: Report
     task: Task
     run_id: str | None = None
+    experiment_id: str | None = None
 
     @functools.cached_property
     def parts(self) -> ModelParts:
@@ -155,7 +156,7 @@ def run_experiment(cfg: DictConfig, overrides: list[str] | None = None, tags: di
     start = time.perf_counter()
     with mlflow_run(cfg.mlflow.tracking_uri, cfg.mlflow.experiment, run_name, params, tags) as run:
         result = train(cfg, prepared)
-        result.run_id = run.info.run_id
+        result.run_id, result.experiment_id = run.info.run_id, run.info.experiment_id
         log_result(result, cfg, peak_rss_mb=_peak_rss_mb())
         if cfg.mlflow.log_model:
             uri = log_trained(result.model, result.frames["train"], result.task, result.parts)

@@ -12,12 +12,12 @@ from omegaconf import DictConfig
 import stance.conf
 from stance.config import ConfigError
 from stance.data.schema import DataError
-from stance.experiment import run_experiment
+from stance.experiment import Result, run_experiment
 from stance.features.pretrained import ModelLoadError
 from stance.features.resumable import DiskFullError, export_slurm_ranks, rank
 from stance.tracking.console import quiet_libraries
 from stance.tracking.redact import redact_text
-from stance.tracking.server import TrackingError
+from stance.tracking.server import TrackingError, absolute_uri
 from stance.tracking.sweep import SWEEP_TAG
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 SWEEPER_KEYS = ("mlflow_parent_run_id", "optuna_trial_number")
 # Errors whose message names the input and its fix: one `error:` line, exit status 1.
 USER_ERRORS = (DataError, ModelLoadError, ConfigError, TrackingError, DiskFullError)
+# Where plain `mlflow ui` serves.
+UI = "http://127.0.0.1:5000"
 
 
 @hydra.main(config_path="pkg://stance.conf", config_name="config", version_base="1.3")
@@ -54,12 +56,34 @@ def main(cfg: DictConfig) -> float:
     metrics = result.evaluation.metrics
     if rank() > 0:  # rank 0 reports the run
         return metrics.get(cfg.objective, float("nan"))
-    headline = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.count("/") == 1 and "_ci_" not in k)
-    shown = redact_text(cfg.mlflow.tracking_uri)
-    print(f"{headline}\nMLflow run id: {result.run_id}  (tracking URI: {shown})", file=sys.stdout)
+    print(report(result, cfg), file=sys.stdout)
     if cfg.objective not in metrics:
         log.warning("objective %s was not computed for this data; returning validation/macro_f1", cfg.objective)
     return metrics.get(cfg.objective, metrics.get("validation/macro_f1", float("nan")))
+
+
+def report(result: Result, cfg: DictConfig) -> str:
+    """The end of a run: its metrics, run id and store, its model with a line loading it from any folder, the UI."""
+    metrics = result.evaluation.metrics
+    headline = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.count("/") == 1 and "_ci_" not in k)
+    store = redact_text(absolute_uri(cfg.mlflow.tracking_uri))  # relative, it would name another store elsewhere
+    lines = [headline, f"MLflow run id: {result.run_id}  (tracking URI: {store})"]
+    if cfg.mlflow.log_model:
+        model = f"runs:/{result.run_id}/model"
+        name = cfg.mlflow.get("register")
+        registered = f"  (registered: models:/{name}@{cfg.mlflow.get('alias') or 'latest'})" if name else ""
+        lines += [
+            f"Model: {model}{registered}",
+            f'Load it from any folder: import stance; model = stance.load_model("{model}", tracking_uri="{store}")',
+        ]
+    # MLflow 3's UI opens an experiment on its GenAI pages (traces, agent versions) unless the link asks for the
+    # model-training view, where the runs table comes first and each run's model is a link in it.
+    page = f"#/experiments/{result.experiment_id}/runs?workflowType=machine_learning"
+    if store.startswith(("http://", "https://")):
+        lines.append(f"Its runs in the MLflow UI: {store.rstrip('/')}/{page}")
+    else:
+        lines.append(f"Its runs in the MLflow UI: mlflow ui --backend-store-uri {store}, then {UI}/{page}")
+    return "\n".join(lines)
 
 
 def follower_config(cfg: DictConfig) -> DictConfig:

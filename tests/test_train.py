@@ -15,6 +15,8 @@ from mlflow.tracking import MlflowClient
 
 import stance
 from stance.experiment import run_experiment
+from stance.train import report
+from tests.conftest import DEFAULT_RUN, compose
 from tests.helpers import NEW
 
 pytestmark = pytest.mark.slow
@@ -47,6 +49,11 @@ def test_run_has_metrics_and_artifacts(logged):
     # Beside the SQLite file, not under whichever directory the run started in.
     store = Path(uri.removeprefix("sqlite:///"))
     assert run.info.artifact_uri == str(store.parent / "mlruns" / "stance" / result.run_id / "artifacts")
+    # The model is named after its experiment and run, and is among the run's artifacts too (runs:/<id>/model).
+    found = f"source_run_id = '{run.info.run_id}'"
+    [model] = client.search_logged_models([run.info.experiment_id], filter_string=found)
+    assert model.name == "stance-data_limit=300,features_show_progress=false,mlflow_register=deployed"
+    assert (Path(run.info.artifact_uri) / "model" / "MLmodel").is_file()
 
 
 def test_logged_model_predicts_like_in_process_and_refers_to_encoder_by_name(logged):
@@ -64,6 +71,21 @@ def test_logged_model_predicts_like_in_process_and_refers_to_encoder_by_name(log
     local = mlflow.artifacts.download_artifacts(f"runs:/{result.run_id}/model")
     weights = list(Path(local).rglob("*.safetensors"))
     assert not weights, "the encoder weights must not be copied into the run"
+
+
+def test_end_of_run_names_the_model_its_store_and_its_runs_in_the_ui(default_run):
+    store = f"sqlite:///{default_run.store}/mlflow.db"
+    experiment = default_run.result.experiment_id
+    printed = report(default_run.result, compose(*DEFAULT_RUN, store=default_run.store)).splitlines()
+    assert printed[0].startswith("validation/macro_f1=") and "test/f_avg=" in printed[0]
+    assert printed[1:] == [
+        f"MLflow run id: {default_run.run_id}  (tracking URI: {store})",
+        f"Model: runs:/{default_run.run_id}/model  (registered: models:/deployed@champion)",
+        f'Load it from any folder: import stance; model = stance.load_model("runs:/{default_run.run_id}/model", '
+        f'tracking_uri="{store}")',
+        f"Its runs in the MLflow UI: mlflow ui --backend-store-uri {store}, then "
+        f"http://127.0.0.1:5000/#/experiments/{experiment}/runs?workflowType=machine_learning",
+    ]
 
 
 def test_fresh_process_loads_and_predicts(logged):

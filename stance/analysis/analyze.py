@@ -226,8 +226,7 @@ def _model(model: Any, kind: str, tracking_uri: str | None, train: Trainer | Non
     from stance.artifact.load import load_model  # imports MLflow: on use, not with `import stance`
 
     try:
-        with _tracking(tracking_uri):
-            return load_model(str(model))
+        return load_model(str(model), tracking_uri=tracking_uri)
     except Exception as err:  # MLflow raises many types for a bad URI; all mean the same to the user
         raise ValueError(f"Cannot load the {kind} model {str(model)!r}: {str(err).splitlines()[0][:300]}") from None
 
@@ -263,9 +262,9 @@ def default_model(
                 f"No model {name}@{DEFAULT_ALIAS} in {uri}. Train the defaults once with `stance models prepare "
                 f"--tracking-uri {uri}`, or call stance.analyze, which trains them on first use."
             )
-        train(kind, uri, limit)
-    with _tracking(uri):
-        return load_model(f"models:/{name}@{DEFAULT_ALIAS}")
+        with _tracking(uri):  # training points MLflow at the store: the caller's tracking URI is put back after
+            train(kind, uri, limit)
+    return load_model(f"models:/{name}@{DEFAULT_ALIAS}", tracking_uri=uri)
 
 
 def registered_experiment(kind: str, tracking_uri: str) -> str | None:
@@ -285,13 +284,10 @@ def registered_experiment(kind: str, tracking_uri: str) -> str | None:
 
 
 @contextlib.contextmanager
-def _tracking(uri: str | None) -> Iterator[None]:
-    """Resolve `runs:/` and `models:/` URIs against `uri` (if given), leaving the caller's tracking URI as it was."""
+def _tracking(uri: str) -> Iterator[None]:
+    """MLflow's tracking URI set to `uri` within, and the caller's put back after."""
     import mlflow
 
-    if uri is None:
-        yield
-        return
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)
     try:

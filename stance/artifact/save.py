@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import importlib.metadata
 import logging
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,10 @@ from stance.features.pretrained import WEIGHTS_PREFIX, packaged_distributions
 from stance.features.vocabulary import COMPACT
 from stance.models.walk import ModelParts, model_parts
 
+# Where a run's model sits among the run's artifacts: `runs:/<run id>/model`.
 PYFUNC_NAME = "model"
+# MLflow's limit on a logged model's name is 500 characters; a sweep job's run name (its overrides) can be longer.
+MAX_NAME = 250
 # Where MLflow puts a pyfunc model's artifacts, relative to the model folder (holds the stance wheel).
 MODEL_WHEEL_DIR = "artifacts"
 # skops writes a vocabulary dict as one JSON node per term: above this many terms that takes minutes (about a minute
@@ -41,7 +45,19 @@ def log_trained(model: Any, train: pd.DataFrame, task: Any, parts: ModelParts | 
     context = [c for c in ("group", *getattr(task, "keep_columns", ())) if c in train.columns]
     example = train[["text", "target", *context]].head(3).reset_index(drop=True)
     metadata = {"embedding_models": parts.embedding_models, "stance_version": stance_version()}
-    return log_model(model, example, metadata, requirements(parts), task.describe(), parts=parts)
+    uri = log_model(model, example, metadata, requirements(parts), task.describe(), parts=parts, name=run_model_name())
+    # Also in the run's artifacts, where `runs:/<run id>/model` and the run's Artifacts tab find it.
+    location = mlflow.get_logged_model(uri.removeprefix("models:/")).artifact_location
+    with tempfile.TemporaryDirectory() as tmp:
+        mlflow.log_artifacts(mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=tmp), PYFUNC_NAME)
+    return uri
+
+
+def run_model_name() -> str:
+    """A name for the active run's model: its experiment and run (`stance-classifier=svm`), as MLflow allows names."""
+    run = mlflow.active_run()
+    name = f"{mlflow.get_experiment(run.info.experiment_id).name}-{run.info.run_name}"
+    return re.sub(r"[/:.%\"']", "_", name)[:MAX_NAME]
 
 
 def _signature(example: pd.DataFrame, output: pd.DataFrame) -> Any:
@@ -62,8 +78,9 @@ def log_model(
     requirements: list[str],
     task: dict[str, Any],
     parts: ModelParts | None = None,
+    name: str = PYFUNC_NAME,
 ) -> str:
-    """Log the fitted pipeline as a pyfunc model with signature and input example; returns its URI.
+    """Log the fitted pipeline as a pyfunc model named `name`, with signature and input example; returns its URI.
 
     The model is self-contained: it carries a wheel of the running `stance` package, named in its requirements.txt
     by a path relative to the model folder (`artifacts/stance-<version>-py3-none-any.whl`), which is how MLflow's
@@ -86,7 +103,7 @@ def log_model(
         for part in parts.fine_tuned:
             artifacts[f"{WEIGHTS_PREFIX}{part.weights_key_}"] = part.weights_path_
         info = mlflow.pyfunc.log_model(
-            name=PYFUNC_NAME,
+            name=name,
             python_model=str(Path(__file__).with_name("pyfunc_model.py")),
             artifacts=artifacts,
             signature=_signature(example, predict_frame(model, example, task)),

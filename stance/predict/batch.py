@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from stance.artifact.load import load_model
+from stance.artifact.load import fetch_model, load_model
 from stance.artifact.pyfunc import predict_frame
 from stance.features.cache import free_space
 from stance.features.encoders import encoding_progress, forget_vectors
@@ -103,10 +103,9 @@ class Summary:
 
 def load(uri: str, batch_size: int | None = None) -> LoadedModel:
     """Download a logged model once and load its pipeline (quietly: no per-chunk progress bars of the encoder)."""
-    import mlflow
     from mlflow.models import Model
 
-    local = Path(mlflow.artifacts.download_artifacts(uri))
+    local = fetch_model(uri)
     meta = Model.load(local / "MLmodel")
     pipeline = load_model(str(local))
     for part in estimators(pipeline):

@@ -102,6 +102,18 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(uri.removeprefix("sqlite:///").split("?", 1)[0] or "mlflow.db")
 
 
+def absolute_uri(uri: str) -> str:
+    """`uri` with a relative SQLite file made absolute (`sqlite:///mlflow.db` -> `sqlite:////work/mlflow.db`).
+
+    A relative store means another store in every folder: the absolute form finds the same runs from anywhere.
+    """
+    path = sqlite_path(uri)
+    if path is None or path.is_absolute():
+        return uri
+    query = uri.partition("?")[2]
+    return f"sqlite:///{path.absolute()}" + (f"?{query}" if query else "")
+
+
 def full_disk(err: BaseException) -> str | None:
     """What says the disk is full in `err` or the errors it was raised from or during ("No space left on device"...).
 

@@ -17,7 +17,8 @@ import stance
 from stance.analysis.analyze import DEFAULT_MODELS, LARGE_MODELS, default_model, render
 from stance.config import compose_config
 from stance.data.schema import STANCE_LABELS
-from stance.experiment import run_experiment
+from stance.experiment import run_experiment, train_default
+from tests.conftest import ANALYZE_LIMIT as LIMIT
 from tests.helpers import FIXTURES
 
 FIXTURE = FIXTURES / "news_security_guarantees.json"
@@ -101,6 +102,23 @@ def test_given_models_are_used_as_they_are(registry):
 def test_bad_input_is_refused_before_any_model_loads(text, targets, message):
     with pytest.raises(ValueError, match=message):
         stance.analyze(text, targets, tracking_uri="sqlite:////nonexistent/never/used.db")
+
+
+@pytest.mark.slow
+def test_a_default_model_missing_from_a_new_store_is_trained_into_it_once(tmp_path, data_root):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    with pytest.raises(LookupError) as err:
+        default_model("claim", uri)  # without a trainer: the command, and no empty store left behind
+    assert str(err.value) == (
+        f"No model claim-checkworthy@default in {uri}. Train it with `python -m stance.train experiment=clef_claims "
+        f"mlflow.tracking_uri={uri}`, or call stance.analyze, which trains it once."
+    )
+    assert not (tmp_path / "mlflow.db").exists()
+    model = default_model("claim", uri, limit=LIMIT, train=train_default)  # as `stance.analyze` calls it
+    assert hasattr(model, "predict_proba")
+    from mlflow.tracking import MlflowClient
+
+    assert int(MlflowClient(uri).get_model_version_by_alias("claim-checkworthy", "default").version) == 1
 
 
 def test_a_bad_model_uri_is_one_clear_error():

@@ -1,11 +1,14 @@
 """Models that load anywhere: in a fresh process, naming the versions that differ from the ones logged; every kind of
-pipeline through skops, a huge vocabulary included; without importing torch; and a model logged before
-`stance.artifact` existed, both ways (`stance.artifact.save`, `stance.artifact.load`)."""
+pipeline through skops, a huge vocabulary included; without importing torch; a model logged before `stance.artifact`
+existed, both ways; from another folder with the line training printed, and one message naming the store when the
+model is not there (`stance.artifact.save`, `stance.artifact.load`)."""
 
 from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
+import re
 import subprocess
 import sys
 
@@ -17,7 +20,7 @@ import pytest
 import stance
 from stance.artifact import load, save
 from tests.conftest import compose
-from tests.helpers import FIXTURES
+from tests.helpers import FIXTURES, NEW
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +174,93 @@ def test_a_model_logged_before_the_artifact_package_loads_both_ways():
     frame = pd.DataFrame(LEGACY_INPUT)
     assert list(stance.load_model(str(LEGACY_MODEL)).predict(frame)) == LEGACY_LABELS
     assert mlflow.pyfunc.load_model(str(LEGACY_MODEL)).predict(frame)["label"].tolist() == LEGACY_LABELS
+
+
+def _shell_env() -> dict[str, str]:
+    """A user's shell: no MLflow store chosen (`mlflow.set_tracking_uri` in earlier tests exports one)."""
+    return {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+
+
+@pytest.mark.slow
+def test_a_run_trained_in_one_folder_loads_from_another_with_the_line_training_printed(tmp_path):
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    env = _shell_env()
+    train = [sys.executable, "-m", "stance.train", "data.limit=200", "bootstrap=0", "features.show_progress=false"]
+    done = subprocess.run(train, cwd=project, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_id = re.search(r"MLflow run id: (\w+)", done.stdout)[1]
+    store = f"sqlite:///{project}/mlflow.db"  # absolute, though training ran with the default sqlite:///mlflow.db
+    load_line = f'import stance; model = stance.load_model("runs:/{run_id}/model", tracking_uri="{store}")'
+    assert f"MLflow run id: {run_id}  (tracking URI: {store})\nModel: runs:/{run_id}/model\n" in done.stdout
+    assert f"Load it from any folder: {load_line}\n" in done.stdout
+
+    # What the user did: the run's URI alone, from another folder (MLflow's default store there: ./mlflow.db).
+    code = f"import stance; stance.load_model('runs:/{run_id}/model')"
+    lost = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert lost.returncode == 1
+    assert lost.stderr.strip().splitlines()[-1] == (
+        f"stance.artifact.load.ModelNotFoundError: Cannot load runs:/{run_id}/model: it is looked up in the MLflow "
+        f"store sqlite:///{elsewhere}/mlflow.db, and there is no such file (none was created). Point at the store it "
+        f'was logged to (the end of training prints it): stance.load_model("runs:/{run_id}/model", '
+        'tracking_uri="sqlite:////path/to/mlflow.db"), or set MLFLOW_TRACKING_URI to it.'
+    )
+    assert "site-packages/mlflow" not in lost.stderr  # no frame from inside MLflow
+    NEW.to_csv(elsewhere / "statements.csv", index=False)
+    predict = [sys.executable, "-m", "stance.cli", "predict", f"runs:/{run_id}/model", "statements.csv", "-o", "o.csv"]
+    cli = subprocess.run(predict, cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert cli.returncode == 1 and "Traceback" not in cli.stderr
+    assert cli.stderr.strip().splitlines()[-1].startswith(f"error: Cannot load runs:/{run_id}/model: it is looked up")
+    assert not (elsewhere / "mlflow.db").exists()
+
+    # The line training printed, pasted there.
+    code = f"{load_line}; import pandas as pd; print(list(model.predict(pd.DataFrame({NEW.to_dict('list')!r}))))"
+    found = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert found.returncode == 0, found.stderr[-3000:]
+    expected = list(stance.load_model(str(project / f"mlruns/stance/{run_id}/artifacts/model")).predict(NEW))
+    assert found.stdout.strip().splitlines()[-1] == repr(expected)
+    assert not (elsewhere / "mlflow.db").exists()
+
+
+@pytest.mark.slow
+def test_a_model_the_store_lacks_is_one_message_naming_the_store(default_run, tmp_path):
+    uri, store = default_run.uri, f"sqlite:///{default_run.store}/mlflow.db"
+    with pytest.raises(load.ModelNotFoundError) as err:
+        stance.load_model("runs:/0123abc/model", tracking_uri=uri)
+    assert str(err.value).startswith(f"Cannot load runs:/0123abc/model: the MLflow store {store} has no run 0123abc.")
+    with pytest.raises(load.ModelNotFoundError, match=rf"run {default_run.run_id} in the MLflow store .* no model th"):
+        stance.load_model(f"runs:/{default_run.run_id}/modl", tracking_uri=uri)
+    with pytest.raises(load.ModelNotFoundError) as err:
+        stance.load_model("models:/semeval@champion", tracking_uri=uri)
+    assert str(err.value).startswith(
+        f"Cannot load models:/semeval@champion: the MLflow store {store} says: Registered Model with name=semeval not "
+        "found. Register a run's model as semeval (python -m stance.train mlflow.register=semeval), or point at"
+    )
+    with pytest.raises(load.ModelNotFoundError, match=f"there is no model folder at {tmp_path}/nope"):
+        stance.load_model(str(tmp_path / "nope"))
+
+
+@pytest.mark.slow
+def test_a_registered_name_loads_from_the_store_given_whatever_mlflows_own_store(default_run, tmp_path):
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")  # MLflow looks up logged models and names here
+    try:
+        model = stance.load_model("models:/deployed@champion", tracking_uri=default_run.uri)
+    finally:
+        mlflow.set_tracking_uri(before)
+    assert list(model.predict(NEW)) == list(default_run.result.model.predict(NEW))
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.slow
+def test_a_model_logged_under_the_name_model_loads_by_its_run(tfidf_model, tmp_path):
+    model, test = tfidf_model
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    mlflow.set_tracking_uri(store)
+    mlflow.set_experiment("before-run-names")
+    with mlflow.start_run() as run:  # as models were logged before they were named after their run
+        save.log_model(model, test.head(3), {}, save.requirements(), task={})
+    assert not list(tmp_path.rglob("artifacts/model"))  # no copy among the run's artifacts: the logged model it is
+    loaded = stance.load_model(f"runs:/{run.info.run_id}/model", tracking_uri=store)
+    assert list(loaded.predict(test)) == list(model.predict(test))
