@@ -110,8 +110,8 @@ def test_a_default_model_missing_from_a_new_store_is_trained_into_it_once(tmp_pa
     with pytest.raises(LookupError) as err:
         default_model("claim", uri)  # without a trainer: the command, and no empty store left behind
     assert str(err.value) == (
-        f"No model claim-checkworthy@default in {uri}. Train it with `python -m stance.train experiment=clef_claims "
-        f"mlflow.tracking_uri={uri}`, or call stance.analyze, which trains it once."
+        f"No model claim-checkworthy@default in {uri}. Train the defaults once with `stance models prepare "
+        f"--tracking-uri {uri}`, or call stance.analyze, which trains them on first use."
     )
     assert not (tmp_path / "mlflow.db").exists()
     model = default_model("claim", uri, limit=LIMIT, train=train_default)  # as `stance.analyze` calls it

@@ -237,12 +237,15 @@ def test_the_stance_stage_starts_from_the_registered_nli_stage_and_labels_unseen
     assert set(statements["stance: NATO expansion"]) <= set(LABELS), statements.columns
 
 
-def test_a_stage_that_was_never_logged_is_one_error_naming_the_store(semeval, tmp_path, monkeypatch):
+def test_a_stage_that_was_never_logged_is_one_error_naming_the_store(semeval, tmp_path):
     store = f"sqlite:///{tmp_path}/mlflow.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
     train = semeval["train"]
     model = EntailmentClassifier(model="models:/nli-nowhere@champion", hypotheses=STANCE, cache_dir=str(tmp_path))
-    with pytest.raises(
-        ModelLoadError, match=f"'models:/nli-nowhere@champion' cannot be read from the MLflow store {store}"
-    ):
-        model.fit(train, train["label"])
+    before, _ = mlflow.get_tracking_uri(), mlflow.set_tracking_uri(store)  # as a run of `stance.train` sets it
+    try:
+        with pytest.raises(
+            ModelLoadError, match=f"'models:/nli-nowhere@champion' cannot be read from the MLflow store {store}"
+        ):
+            model.fit(train, train["label"])
+    finally:
+        mlflow.set_tracking_uri(before)

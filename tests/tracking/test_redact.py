@@ -79,7 +79,8 @@ def test_no_secret_in_any_run_tag_param_artefact_saved_file_or_console_line_of_a
     stored = [tmp_path / "server.db", *(tmp_path / "artifacts").rglob("*"), *(tmp_path / "multirun").rglob("*")]
     shown += [path.read_bytes().decode("utf-8", "replace") for path in stored if path.is_file()]
     assert (tmp_path / "multirun" / "multirun.yaml").is_file()
-    assert sum(path.name == "MLmodel" for path in stored) == 2  # the logged models' files were searched too
+    # Each job's model, as a logged model and under its run's artifacts: all their files were searched too.
+    assert sum(path.name == "MLmodel" for path in stored) == 4
     for secret in (token, password):
         leaks = [text[max(0, text.find(secret) - 200) : text.find(secret) + 50] for text in shown if secret in text]
         assert not leaks, f"{secret} leaked: {leaks[:3]}"
