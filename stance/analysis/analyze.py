@@ -272,6 +272,11 @@ def registered_experiment(kind: str, tracking_uri: str) -> str | None:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
+    from stance.tracking.server import sqlite_path
+
+    file = sqlite_path(tracking_uri)
+    if file is not None and not file.exists():  # MLflow would create an empty store just to look
+        return None
     client = MlflowClient(tracking_uri)
     try:
         version = client.get_model_version_by_alias(DEFAULT_MODELS[kind].name, DEFAULT_ALIAS)
