@@ -86,6 +86,7 @@ def train(cfg: DictConfig, prepared: Prepared | None = None) -> Result:
     prepared = prepared or prepare(cfg)
     model, frames, task = prepared.model, prepared.frames, prepared.task
     start = time.perf_counter()
+    log.info("Fitting on the train split (%d rows)", len(frames["train"]))  # heads its encoders' lines (verbose=true)
     model.fit(frames["train"], frames["train"]["label"])
     if task.multilabel and "validation" in frames:
         model.tune_thresholds(frames["validation"], frames["validation"]["label"])

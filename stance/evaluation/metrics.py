@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from sklearn.metrics import (
 )
 
 from stance.evaluation.official import FNC_LABELS, fnc_score
+
+log = logging.getLogger(__name__)
 
 # The classes whose F1 the SemEval-2016 official script averages.
 F_AVG_CLASSES = ("FAVOR", "AGAINST")
@@ -134,6 +137,7 @@ def _evaluate_labels(model: Any, frames: dict[str, pd.DataFrame], n_bootstrap: i
     result, rows, classes = Evaluation(), [], []
     labels = [str(c) for c in model.classes_]
     for split, data in frames.items():
+        log.info("Labelling the %s split (%d rows)", split, len(data))  # heads its encoders' lines (verbose=true)
         proba = result.probabilities[split] = model.predict_proba(data)
         predicted = data.assign(predicted=np.asarray(labels, dtype=object)[proba.argmax(axis=1)])
         predicted["confidence"] = proba.max(axis=1)
@@ -224,6 +228,7 @@ def _evaluate_label_sets(model: Any, frames: dict[str, pd.DataFrame]) -> Evaluat
     """Micro- and macro-F1 and sample-averaged Jaccard over label sets, and F1 per label."""
     result, classes = Evaluation(), []
     for split, data in frames.items():
+        log.info("Labelling the %s split (%d rows)", split, len(data))  # heads its encoders' lines (verbose=true)
         truth, guess = model.binarizer_.transform(data["label"]), model.indicators(data)
         result.predictions[split] = data.assign(predicted=list(model.binarizer_.inverse_transform(guess)))
         result.metrics |= {

@@ -49,6 +49,11 @@ def test_interrupted_runs_end_killed_keep_the_cache_and_a_rerun_succeeds(tmp_pat
     assert cache_entries(cache) >= cached
     reused = [int(n) for n in re.findall(r"Embedded \d+ texts with .*?: (\d+) from cache", done.stdout + done.stderr)]
     assert sum(reused) >= cached  # the rerun started from the vectors the interrupted runs had committed
+    # verbose=true: each split's encoder lines come under a line naming the split and its rows
+    output = done.stdout + done.stderr
+    heads = re.findall(r"(Fitting on the train|Labelling the validation|Labelling the test) split \(\d+ rows\)", output)
+    assert heads == ["Fitting on the train", "Labelling the validation", "Labelling the test"]
+    assert output.index("Fitting on the train split") < output.index("Embedded ") < output.index("Labelling the")
 
 
 @pytest.mark.slow
