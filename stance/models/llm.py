@@ -53,7 +53,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         shots: int = 0,
         seed: int = 13,
         batch_size: int = 8,
-        max_length: int = 512,
+        max_length: int = 1024,
         precision: str = "float32",
         device: str = "cpu",
         cache_dir: str | None = None,
