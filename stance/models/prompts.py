@@ -49,7 +49,9 @@ def label_words(labels: Any, train_labels: Sequence[Any] = ()) -> dict[str, str]
         if not isinstance(word, str) or not word.strip():
             raise PromptError(f"classifier.labels.{label} must be a non-empty word, got {word!r}.")
     if len(table) < 2:
-        raise PromptError(f"classifier.labels has {len(table)} label(s), {list(table)}: a classifier needs two.")
+        raise PromptError(
+            f"classifier.labels has {len(table)} label(s), {list(table)}: a classifier needs two or more."
+        )
     missing = sorted({str(v) for v in train_labels} - set(table))
     if missing:
         raise PromptError(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ import stance
 from stance.config import compose_config, load_data
 from stance.data.schema import DataError, to_frame
 from stance.experiment import run_experiment
-from stance.features.pretrained import ModelLoadError, packaged_distributions
+from stance.features.pretrained import ModelLoadError, packaged_distributions, resolve_model_path
 from stance.models.llm import LLMClassifier
 from stance.models.prompts import PromptError, check_template, label_words, pick_shots
 
@@ -89,6 +91,18 @@ def test_a_model_that_cannot_be_loaded_offline_is_one_error_naming_the_key(semev
     for model in (str(tmp_path / "missing.gguf"), str(tmp_path), "nobody/no-such-causal-lm"):
         with pytest.raises(ModelLoadError, match=r"classifier.model .* cannot be loaded.*Offline.*gemma3-270m"):
             LLMClassifier(model=model).fit(train, train["label"])
+
+
+@pytest.mark.slow
+def test_the_packaged_gemma_is_assembled_once_into_the_cache(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "stance.cli", "models", "prepare", "gemma3-270m", "--dir", str(tmp_path)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    path = Path(done.stdout.strip().splitlines()[-1])
+    assert path == tmp_path / "models" / "gemma3-270m" / "gemma-3-270m-q4_k_m.gguf" and path.stat().st_size > 2e8
+    assert resolve_model_path("gemma3-270m", tmp_path) == str(path)  # no second assembly: the marker says complete
 
 
 @pytest.mark.slow
