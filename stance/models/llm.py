@@ -28,6 +28,8 @@ from stance.models.prompts import PromptError, build_prompt, check_template, lab
 DEFAULT_LLM = "gemma3-270m"
 DEFAULT_TEMPLATE = "Text: {text}\nTarget: {target}\nStance of the text toward the target (favor, against or neutral):"
 DEFAULT_LABELS = {"FAVOR": "favor", "AGAINST": "against", "NONE": "neutral"}
+# Content-free texts of contextual calibration (Zhao et al. 2021, "Calibrate before use"): the label bias of a prompt.
+CONTENT_FREE = ("N/A", "[MASK]", "")
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     opens the prompt; `separator` goes between a question and its answer (plain prompts); `chat_template` wraps the
     prompt in the model's chat template (instruction-tuned models); `shots` examples are drawn from the training rows
     (seeded by `seed`, in turns over the labels). `fit` trains nothing: it checks the prompt and picks the shots.
+    `calibrate`: contextual calibration (Zhao et al. 2021): each row's probabilities are divided by those the same
+    prompt gives content-free texts (N/A, [MASK], empty) for the row's target, then normalised.
     Texts too long for `max_length` tokens (or the model's window) are cut, and how many is said.
     """
 
@@ -51,6 +55,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         separator: str = " ",
         chat_template: bool = False,
         shots: int = 0,
+        calibrate: bool = False,
         seed: int = 13,
         batch_size: int = 8,
         max_length: int = 1024,
@@ -66,6 +71,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         self.separator = separator
         self.chat_template = chat_template
         self.shots = shots
+        self.calibrate = calibrate
         self.seed = seed
         self.batch_size = batch_size
         self.max_length = max_length
@@ -108,7 +114,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         self.prompt_record_ = {
             "model": self.model, "model_identity": self.model_identity_, "template": self.template,
             "instruction": self.instruction, "separator": self.separator, "chat_template": self.chat_template,
-            "labels": self.words_, "seed": self.seed, "shots": self.shots_,
+            "labels": self.words_, "calibrate": self.calibrate, "seed": self.seed, "shots": self.shots_,
         }  # fmt: skip
         return self
 
@@ -156,7 +162,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         tokenizer, model = _tokenizer(path, self.model), _model(path, self.model, self.device)
         answers = [tokenizer(a, add_special_tokens=False).input_ids for a in self._answers().values()]
         window = min(int(self.max_length), int(getattr(model.config, "max_position_embeddings", self.max_length)))
-        encoded, self.truncated_rows_ = self._encode(rows, tokenizer, window - max(map(len, answers)))
+        budget = window - max(map(len, answers))
+        encoded, self.truncated_rows_ = self._encode(rows, tokenizer, budget)
         if self.truncated_rows_:
             log.warning(
                 "classifier=llm: %d of %d rows had texts too long for the %d-token window "
@@ -168,8 +175,15 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         scores = _score(model, encoded, answers, pad, self.batch_size, self.precision, self.show_progress)
         self.statements_per_second_ = len(rows) / max(time.perf_counter() - start, 1e-9)
         log.info("classifier=llm scored %d rows: %.2f statements/s.", len(rows), self.statements_per_second_)
-        scores -= scores.max(axis=1, keepdims=True)
-        proba = np.exp(scores)
+        proba = _softmax(scores)
+        if not self.calibrate:
+            return proba
+        targets = sorted({target for target, _ in rows})
+        free, _ = self._encode([[t, text] for t in targets for text in CONTENT_FREE], tokenizer, budget)
+        bias = _softmax(_score(model, free, answers, pad, self.batch_size, self.precision, False))
+        bias = bias.reshape(len(targets), len(CONTENT_FREE), -1).mean(axis=1)  # per target, over the texts
+        index = {target: i for i, target in enumerate(targets)}
+        proba = proba / bias[[index[target] for target, _ in rows]]
         return proba / proba.sum(axis=1, keepdims=True)
 
     def _encode(self, rows: list[list[str]], tokenizer: Any, budget: int) -> tuple[list[list[int]], int]:
@@ -240,6 +254,11 @@ def _score(
                     a = answers[k]
                     out[row, k] = sum(logp[i, keep - 1 - len(a) + j, t].item() for j, t in enumerate(a))
     return out
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    exp = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
 
 
 def _pad_id(tokenizer: Any) -> int:

@@ -139,6 +139,11 @@ def test_zero_shot_fits_on_no_rows(four_shot, semeval):
     # No rows or rows with shots=0: the same prompt, so the same probabilities.
     np.testing.assert_allclose(LLMClassifier(**QUICK).fit(train, train["label"]).predict_proba(rows), proba)
     assert empty.predict_proba(rows.head(0)).shape == (0, 3)
+    # Contextual calibration: the prompt's bias on content-free texts divided out, still a distribution per row.
+    calibrated = LLMClassifier(calibrate=True, **QUICK).fit(train.head(0), train["label"].head(0))
+    adjusted = calibrated.predict_proba(rows)
+    np.testing.assert_allclose(adjusted.sum(axis=1), 1.0, rtol=1e-9)
+    assert not np.allclose(adjusted, proba) and calibrated.prompt_record_["calibrate"] is True
 
 
 @pytest.mark.slow
