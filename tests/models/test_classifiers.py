@@ -18,14 +18,18 @@ RAW_TEXT = {
     "cross_encoder": "classifier.max_steps=3",
     "cross_encoder_undersampled": "classifier.estimator.max_steps=3",
     "entailment": "classifier.max_steps=3",
+    "llm": "classifier.show_progress=false",
 }
+# Fewer rows where each costs a language model's forward pass (train rows only pick shots).
+LIMITS = {"llm": 24}
 
 
 @pytest.mark.parametrize("name", options("classifier"))
 def test_classifier_trains_and_scores(make_cfg, name):
     features = "identity" if name in RAW_TEXT else "minilm"
+    limit = LIMITS.get(name, 240)
     cfg = make_cfg(
-        f"classifier={name}", f"features={features}", "data.limit=240", "per_target=false", "bootstrap=200",
+        f"classifier={name}", f"features={features}", f"data.limit={limit}", "per_target=false", "bootstrap=200",
         RAW_TEXT.get(name, "features.show_progress=false"),
     )  # fmt: skip
     result = train(cfg)
@@ -33,7 +37,7 @@ def test_classifier_trains_and_scores(make_cfg, name):
     assert 0.0 <= metrics["test/f_avg"] <= 1.0
     assert metrics["test/f_avg_ci_low"] <= metrics["test/f_avg"] <= metrics["test/f_avg_ci_high"]
     proba = result.model.predict_proba(result.frames["test"])
-    assert list(result.model.classes_) == ["AGAINST", "FAVOR", "NONE"] and proba.shape == (240, 3)
+    assert list(result.model.classes_) == ["AGAINST", "FAVOR", "NONE"] and proba.shape == (limit, 3)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
 
 

@@ -1,0 +1,108 @@
+"""Prompts of classifier=llm: the template and label words checked, k-shot examples drawn, prompt texts built."""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from stance.data.schema import DataError
+
+FIELDS = ("text", "target")  # what a prompt template must name
+
+
+class PromptError(DataError):
+    """A prompt config that cannot label these rows, naming the config key (`stance.train` says it in a line)."""
+
+
+def check_template(template: Any) -> str:
+    """The template, if it names {text} and {target} and nothing else."""
+    if not isinstance(template, str) or not template.strip():
+        raise PromptError(f"classifier.template must be a non-empty string, got {template!r}.")
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as err:
+        raise PromptError(f"classifier.template {template!r} is not a template ({err}).") from None
+    missing = [f"{{{name}}}" for name in FIELDS if name not in fields]
+    if missing:
+        raise PromptError(
+            f"classifier.template has no {' or '.join(missing)}: the model would not see each row's "
+            f"{' and '.join(m.strip('{}') for m in missing)}. Add it, e.g. 'Text: {{text}}\\nTarget: {{target}}\\n"
+            "Stance:'."
+        )
+    if fields - set(FIELDS):
+        raise PromptError(
+            f"classifier.template names {sorted(fields - set(FIELDS))}; it may name only {{text}} and {{target}} "
+            "(write a literal brace as {{ or }})."
+        )
+    return template
+
+
+def label_words(labels: Any, train_labels: Sequence[Any] = ()) -> dict[str, str]:
+    """Label -> verbalizer (null: no such label), checked: two or more, non-empty words, every training label."""
+    if not isinstance(labels, Mapping):
+        raise PromptError(f"classifier.labels must map labels to words, e.g. {{FAVOR: favor}}, got {labels!r}.")
+    table = {str(k): v for k, v in labels.items() if v is not None}
+    for label, word in table.items():
+        if not isinstance(word, str) or not word.strip():
+            raise PromptError(f"classifier.labels.{label} must be a non-empty word, got {word!r}.")
+    if len(table) < 2:
+        raise PromptError(
+            f"classifier.labels has {len(table)} label(s), {list(table)}: a classifier needs two or more."
+        )
+    missing = sorted({str(v) for v in train_labels} - set(table))
+    if missing:
+        raise PromptError(
+            f"classifier.labels has no word for label(s) {missing} of the training rows (it has {sorted(table)}); "
+            f"add one, e.g. classifier.labels.{missing[0]}=<word>, or map the labels onto these (data.label_map)."
+        )
+    return table
+
+
+def pick_shots(labels: Sequence[str], k: int, seed: int) -> list[int]:
+    """Positions of `k` rows drawn without replacement, seeded, in turns over the labels (balanced where possible)."""
+    if k < 0:
+        raise PromptError(f"classifier.shots must be 0 or more, got {k}.")
+    rng = np.random.default_rng(seed)
+    pools = {
+        label: list(rng.permutation([i for i, v in enumerate(labels) if v == label])) for label in sorted(set(labels))
+    }
+    chosen: list[int] = []
+    while len(chosen) < k and any(pools.values()):
+        for label in sorted(pools):  # a turn per label: each label as often as its rows allow
+            if pools[label] and len(chosen) < k:
+                chosen.append(int(pools[label].pop()))
+    order = rng.permutation(len(chosen))  # interleaved, not grouped by label (models copy the last shot's label)
+    return [chosen[i] for i in order]
+
+
+def render(template: str, text: str, target: str) -> str:
+    """One row's question: the template filled in."""
+    return template.format(text=text, target=target)
+
+
+def build_prompt(
+    question: str,
+    shots: Sequence[tuple[str, str]],
+    instruction: str,
+    separator: str,
+    tokenizer: Any = None,
+) -> str:
+    """The text the label words are scored after: instruction, the shots (question, answer) and the question.
+
+    With `tokenizer` (chat_template=true) the shots are user/assistant turns of the model's chat template and the
+    answer starts the assistant turn; otherwise plain text, each answer after `separator`.
+    """
+    if tokenizer is None:
+        blocks = [instruction.strip()] if instruction and instruction.strip() else []
+        blocks += [f"{q}{separator}{a}" for q, a in shots]
+        return "\n\n".join([*blocks, question])
+    messages: list[dict[str, str]] = []
+    for q, a in shots:
+        messages += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+    messages.append({"role": "user", "content": question})
+    if instruction and instruction.strip():  # in the first user turn: not every chat template has a system role
+        messages[0] = {"role": "user", "content": f"{instruction.strip()}\n\n{messages[0]['content']}"}
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
