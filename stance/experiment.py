@@ -20,7 +20,7 @@ from stance.evaluation.metrics import F_AVG_CLASSES, Evaluation, evaluate, f_avg
 from stance.features.encoders import progress_bars
 from stance.models.estimators import PriorAdjusted, build_model, tune_class_weights
 from stance.models.walk import ModelParts, model_parts
-from stance.tracking.console import split_counts
+from stance.tracking.console import quiet_libraries, split_counts
 from stance.tracking.redact import redact_overrides
 from stance.tracking.sweep import parent_run_id
 
@@ -184,6 +184,7 @@ def train_default(kind: str, tracking_uri: str, limit: int | None = None, large:
         f"mlflow.alias={DEFAULT_ALIAS}", *([f"data.limit={limit}"] if limit else []),
     ]  # fmt: skip
     cfg = compose_config(*overrides)
+    quiet_libraries(cfg.get("verbose", False))  # the encoding bars, not MLflow's "Downloading artifacts" ones
     if "show_progress" in cfg.features:  # the logged model predicts quietly; training shows bars (progress_bars)
         cfg.features.show_progress = False
     _say(
