@@ -18,6 +18,7 @@ from stance.config import build
 from stance.data.schema import to_frame, validate
 from stance.evaluation.compare import Comparison, ComparisonError, compare_predictions
 from stance.tracking.redact import redact_text
+from stance.tracking.server import absolute_uri, sqlite_path
 
 PREDICTIONS = "predictions_test.parquet"
 
@@ -26,7 +27,16 @@ def compare_runs(
     run_a: str, run_b: str, tracking_uri: str | None = None, n_resamples: int = 5000, seed: int = 0
 ) -> Comparison:
     """Compare two runs' test predictions row by row: B - A in F_avg (macro-F1 without FAVOR/AGAINST)."""
-    client = MlflowClient(tracking_uri=tracking_uri)
+    import mlflow
+
+    uri = tracking_uri or mlflow.get_tracking_uri()
+    file = sqlite_path(uri)
+    if file is not None and not file.is_file():  # MLflow would create an empty store just to look
+        raise ComparisonError(
+            f"No MLflow store at {redact_text(absolute_uri(uri))} (none was created): run `stance compare` where the "
+            "runs' mlflow.db is, or give --tracking-uri sqlite:////path/to/mlflow.db."
+        )
+    client = MlflowClient(tracking_uri=uri)
     name_a, name_b = (_run_name(run, client) for run in (run_a, run_b))
     a, b = run_predictions(run_a, client), run_predictions(run_b, client)
     return compare_predictions(a, b, run_a, run_b, name_a, name_b, n_resamples, seed)

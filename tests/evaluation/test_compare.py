@@ -65,9 +65,21 @@ def test_logged_predictions_match_the_model_on_the_rebuilt_test_split(runs):
     assert logged[keys].sort_values(keys).values.tolist() == rebuilt[keys].sort_values(keys).values.tolist()
 
 
+def test_a_missing_store_is_named_and_not_created(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a folder without mlflow.db, as a newcomer's
+    # The default store, given explicitly: an earlier in-process run may have set MLflow's process-wide one.
+    result = CliRunner().invoke(app, ["compare", "abc", "def", "--tracking-uri", "sqlite:///mlflow.db"])
+    assert result.exit_code == 1
+    assert f"No MLflow store at sqlite:///{tmp_path}/mlflow.db (none was created)" in result.output
+    assert "--tracking-uri sqlite:////path/to/mlflow.db" in result.output
+    assert not (tmp_path / "mlflow.db").exists()
+
+
 def test_unknown_run_is_an_error(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    MlflowClient(uri).search_experiments()  # an existing store without that run
     with pytest.raises(ComparisonError, match="No run 'nope'"):
-        compare_runs("nope", "nope", f"sqlite:///{tmp_path}/mlflow.db")
+        compare_runs("nope", "nope", uri)
 
 
 def test_mcnemar_counts_discordant_pairs_and_tests_them_exactly():
