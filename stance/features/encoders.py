@@ -30,7 +30,7 @@ from stance.features.pretrained import (
 )
 
 TARGET_MODES = ("none", "prefix", "concat", "interact")
-PRECISIONS = ("float32", "bfloat16")
+PRECISIONS = ("float32", "bfloat16", "auto")
 # Encoded vectors are committed to the disk cache every this many batches' worth of texts.
 COMMIT_EVERY = 32
 # On CPU a bucket's last, part-filled batch is filled with copies up to this many tokens (rows x padded length), not
@@ -125,8 +125,8 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
     target_mode: "none" (text only), "prefix" (embed "target: text"), "concat" ([text, target]),
     "interact" ([text, target, text * target]).
     prompt: a string the encoder prepends to every text (e.g. "query: " for E5 models).
-    precision: "float32", or "bfloat16" (torch autocast: about twice as fast on CPUs with AVX512-BF16/AMX, vectors
-    within ~1e-4 cosine of float32; slower on CPUs without them).
+    precision: "float32", "bfloat16" (torch autocast: about twice as fast on CPUs with AVX512-BF16/AMX, vectors
+    within ~1e-4 cosine of float32; slower on CPUs without them), or "auto" (bfloat16 where the CPU has them).
     cache_dir: folder of the persistent embedding cache (and assembled models); None: $STANCE_CACHE or the user
     cache dir. num_threads: torch intra-op threads while encoding; None leaves torch's default.
     finetune: None (a frozen encoder), or `stance.features.finetune.Contrastive(...)`: fit first fine-tunes the encoder
@@ -244,7 +244,8 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
 
     def namespace(self) -> str:
         """What besides the text determines a vector: model identity, normalisation, prompt, precision, batch rows."""
-        precision = "" if self.precision == "float32" else f"|precision={self.precision}"  # float32 keys predate it
+        resolved = fine_tuning.resolve_precision(self.precision, self.device)  # "auto" shares the cache of what it is
+        precision = "" if resolved == "float32" else f"|precision={resolved}"  # float32 keys predate the parameter
         # Vectors before canonical batching (`_canonical_batches`) had no `rows`: their last digits vary, so not reused.
         return (
             f"{self._identity()}|normalize={bool(self.normalize)}|prompt={self.prompt!r}{precision}"
@@ -303,7 +304,8 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         )
         if self.num_threads is not None:
             torch.set_num_threads(self.num_threads)
-        autocast = torch.autocast(torch.device(self.device).type, torch.bfloat16, self.precision == "bfloat16")
+        bf16 = fine_tuning.resolve_precision(self.precision, self.device) == "bfloat16"
+        autocast = torch.autocast(torch.device(self.device).type, torch.bfloat16, bf16)
         floor = MIN_BATCH_TOKENS if torch.device(self.device).type == "cpu" else None  # elsewhere not measured
         batches = _canonical_batches(encoder, texts, self.prompt, self.batch_size, self.normalize, floor)
         while True:

@@ -14,6 +14,7 @@ import pytest
 from hydra.utils import instantiate
 
 from stance.features.encoders import SentenceEmbedder
+from stance.features.finetune import resolve_precision
 from stance.features.pretrained import SPLIT_MODELS, ModelLoadError, model_identity, prepare_model, resolve_model_path
 
 FRAME = pd.DataFrame(
@@ -128,6 +129,10 @@ def test_bfloat16_vectors_are_close_to_float32_and_cached_apart(tmp_path):
     assert half.namespace() != full.namespace()
     cosine = (full.fit_transform(FRAME) * half.fit_transform(FRAME)).sum(axis=1)
     assert cosine.min() > 0.999
+    auto = SentenceEmbedder(target_mode="none", show_progress=False, cache_dir=str(tmp_path), precision="auto")
+    resolved = half if resolve_precision("auto") == "bfloat16" else full  # the CPU's bfloat16 units decide
+    assert auto.namespace() == resolved.namespace()
+    assert np.array_equal(auto.fit_transform(FRAME), resolved.transform(FRAME))
     with pytest.raises(ValueError, match="precision must be one of"):
         SentenceEmbedder(precision="float16").fit(FRAME)
 
