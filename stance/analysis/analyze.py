@@ -36,7 +36,7 @@ class DefaultModel:
 # kind -> its default, trained once and registered as NAME@default; in the order `stance analyze` needs them.
 DEFAULT_MODELS = {
     "claim": DefaultModel("claim-checkworthy", "clef_claims_context", "check-worthy claims; MiniLM, CLEF-2019", 1),
-    "stance": DefaultModel("stance-zero-shot", "zero_shot_stance", "stance toward any target; MiniLM, 9 corpora", 4),
+    "stance": DefaultModel("stance-zero-shot", "zero_shot_stance", "stance toward any target; MiniLM, 9 corpora", 2),
 }
 # Opt-in (`stance models prepare --large`): the mpnet claim model, better on CLEF validation, ~14 min to encode CLEF.
 LARGE_MODELS = {

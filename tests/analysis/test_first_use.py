@@ -42,7 +42,7 @@ def store_runs(uri: str) -> list:
 @pytest.mark.parametrize(
     ("command", "says"),
     [
-        (["analyze", "--help"], "The first run trains the default models once: about 5 min on 2 free CPU cores"),
+        (["analyze", "--help"], "The first run trains the default models once: about 3 min on 2 free CPU cores"),
         (["models", "prepare", "--help"], "trains what the store lacks, once, with a progress bar and an estimate"),
         (["models", "prepare", "--help"], "--large trains the mpnet claim model instead (about 17 min)"),
         (["models", "prepare", "--help"], "Ctrl-C stops it within seconds and marks its MLflow run KILLED"),
@@ -62,8 +62,8 @@ def test_first_analyze_says_how_long_and_shows_progress_then_analyses(tmp_path, 
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     err = done.stderr.replace("\r", "\n")
-    assert "First use: training the default claim and stance model(s) once, about 5 min on 2 free CPU cores" in err
-    for kind, minutes in (("claim", 1), ("stance", 4)):
+    assert "First use: training the default claim and stance model(s) once, about 3 min on 2 free CPU cores" in err
+    for kind, minutes in (("claim", 1), ("stance", 2)):
         assert re.search(rf"Training the default {kind} model \(.*MiniLM.*\) once .*: about {minutes} min", err)
         assert re.search(rf"Trained the default {kind} model in (\d+ min )?\d+ s: run [0-9a-f]{{32}}\.", err)
     assert "Downloading artifacts" not in err and "Loading weights" not in err  # no library bars for local steps
