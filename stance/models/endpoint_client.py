@@ -26,6 +26,8 @@ from stance.features.pretrained import ModelLoadError
 
 log = logging.getLogger(__name__)
 DB_NAME = "llm_endpoint.sqlite"
+# Servers (by URL) that refused the optional fields by name: this process sends them no more (said once).
+_REFUSED: set[str] = set()
 _SCHEMA = "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, answer TEXT NOT NULL) WITHOUT ROWID"
 
 
@@ -189,7 +191,8 @@ def answer_all(
     start = time.perf_counter()
     bar = tqdm(total=len(todo), desc="llm requests", unit="req", disable=not show_progress or not todo)
 
-    extra = dict(optional or {})
+    server = str(client.base_url)
+    extra = {} if server in _REFUSED else dict(optional or {})
 
     def one(key: str) -> tuple[str, Answer]:
         return key, send(client, api, body_of[key] | extra)
@@ -204,6 +207,7 @@ def answer_all(
                 raise
             log.warning("The server refused the optional fields %s (%s): they are left out.", sorted(extra), said)
             extra = {}
+            _REFUSED.add(server)
             return one(key)
 
     def record(key: str, answer: Answer) -> None:
