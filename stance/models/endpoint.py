@@ -307,7 +307,7 @@ class EndpointClassifier(ClassifierMixin, BaseEstimator):
             raise EndpointError(
                 f"classifier=llm_endpoint: {len(bad)} of {len(answers)} {kind} were "
                 f"answered with no label word ({', '.join(words)}) and the server returned no logprobs to score "
-                f"them ({shown}). Give examples (classifier.shots=4), an instruction-tuned model "
+                f"them ({shown}). Give more examples (raise classifier.shots), an instruction-tuned model "
                 f"(classifier.model), a server that honours classifier.constrain, or one that returns logprobs."
             )
         return proba, by_logprobs

@@ -140,7 +140,7 @@ def requests_served(server: dict) -> int:
 def test_a_server_without_logprobs_labels_from_its_answers_and_a_rerun_sends_nothing(server, tmp_path, caplog):
     settings = {"model": server["model"], "base_url": server["base_url"], "cache_dir": str(tmp_path), **QUICK}
     prices = {server["model"]: {"input": 1.0, "output": 2.0}}
-    model = EndpointClassifier(shots=1, seed=7, prices=prices, **settings).fit(TRAIN, TRAIN["label"])
+    model = EndpointClassifier(shots=2, seed=7, prices=prices, **settings).fit(TRAIN, TRAIN["label"])
     before = requests_served(server)
     with caplog.at_level("WARNING", logger="stance.models.endpoint_client"):
         proba = model.predict_proba(ROWS)
@@ -153,7 +153,7 @@ def test_a_server_without_logprobs_labels_from_its_answers_and_a_rerun_sends_not
     assert usage["input_tokens"] > 30 * 3 and usage["output_tokens"] == 3 * 2
     assert usage["cost_usd"] == pytest.approx((usage["input_tokens"] * 1.0 + usage["output_tokens"] * 2.0) / 1e6)
     # A fresh estimator with the same settings: every answer from the cache, no request to the server.
-    again = EndpointClassifier(shots=1, seed=7, **settings).fit(TRAIN, TRAIN["label"])
+    again = EndpointClassifier(shots=2, seed=7, **settings).fit(TRAIN, TRAIN["label"])
     np.testing.assert_array_equal(again.predict_proba(ROWS), proba)
     assert again.usage_ == {"requests": 0, "cached_requests": 3, "input_tokens": 0, "output_tokens": 0,
                             "cost_usd": 0.0}  # fmt: skip
@@ -167,7 +167,7 @@ def test_answers_that_are_no_label_word_are_one_error_naming_the_rows(server, tm
     model = EndpointClassifier(model=server["model"], base_url=server["base_url"], labels=labels,
                                cache_dir=str(tmp_path), **QUICK)  # fmt: skip
     with pytest.raises(EndpointError, match=r"1 of 1 rows were answered with no label word \(vvkp, zqxv, jjwq\) .*"
-                       r"row 0: '.*'\)\. Give examples \(classifier.shots"):  # fmt: skip
+                       r"row 0: '.*'\)\. Give more examples \(raise classifier.shots"):  # fmt: skip
         model.fit(TRAIN, TRAIN["label"]).predict(ROWS.head(1))
 
 
