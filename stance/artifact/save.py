@@ -170,8 +170,11 @@ def requirements(model: Any = None) -> list[str]:
     model: the fitted model or its parts (`models.walk.model_parts`); None: the libraries only.
     """
     names = ["scikit-learn", "sentence-transformers", "torch", "pandas", "numpy"]
-    for encoder in model_parts(model).encoder_names if model is not None else []:
+    parts = model_parts(model) if model is not None else None
+    for encoder in parts.encoder_names if parts else []:
         names += [d for d in packaged_distributions(encoder) if d not in names]
+    for part in parts.estimators if parts else []:  # a part's own client libraries (classifier=llm_endpoint: openai)
+        names += [d for d in getattr(type(part), "REQUIREMENTS", ()) if d not in names]
     out = []
     for name in names:
         try:

@@ -1,4 +1,5 @@
-"""Prompts of classifier=llm: the template and label words checked, k-shot examples drawn, prompt texts built."""
+"""Prompts of classifier=llm and llm_endpoint: the template and label words checked, k-shot examples drawn, prompt
+texts built."""
 
 from __future__ import annotations
 
@@ -99,10 +100,16 @@ def build_prompt(
         blocks = [instruction.strip()] if instruction and instruction.strip() else []
         blocks += [f"{q}{separator}{a}" for q, a in shots]
         return "\n\n".join([*blocks, question])
+    messages = chat_messages(question, shots, instruction)
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def chat_messages(question: str, shots: Sequence[tuple[str, str]], instruction: str) -> list[dict[str, str]]:
+    """The chat turns of a prompt: each shot a user question and assistant answer, then the question."""
     messages: list[dict[str, str]] = []
     for q, a in shots:
         messages += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
     messages.append({"role": "user", "content": question})
     if instruction and instruction.strip():  # in the first user turn: not every chat template has a system role
         messages[0] = {"role": "user", "content": f"{instruction.strip()}\n\n{messages[0]['content']}"}
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return messages

@@ -259,19 +259,26 @@ def log_result(result: Any, cfg: Any, peak_rss_mb: float) -> None:
 
 
 def _log_prompts(parts: Any) -> None:
-    """A prompted LM's prompt, label words, shots and model identity (`prompt_record_`): an artifact and params."""
+    """A prompted LM's prompt, label words, shots and model identity (`prompt_record_`): an artifact and params.
+
+    Metrics: statements/s of the last rows it labelled (the test split); a served LM's (classifier=llm_endpoint)
+    `usage_`: requests sent and answered from the cache, tokens in and out, and the estimated cost, since fit.
+    """
     prompted = [part for part in parts if getattr(part, "prompt_record_", None)]
     for i, part in enumerate(prompted):
         suffix = f"_{i}" if len(prompted) > 1 else ""
-        record = part.prompt_record_
+        record = redact_config(part.prompt_record_)  # an endpoint URL may carry a password
         mlflow.log_dict(record, f"llm_prompt{suffix}.json")
         shot_rows = ",".join(str(shot["row"]) for shot in record["shots"])
-        mlflow.log_params(
-            {f"llm{suffix}.model_identity": record["model_identity"], f"llm{suffix}.shot_rows": shot_rows[:6000]}
-        )
-        if hasattr(part, "truncated_rows_"):  # of the last rows it labelled: the test split
-            metrics = {"truncated_rows": part.truncated_rows_, "statements_per_second": part.statements_per_second_}
-            mlflow.log_metrics({f"llm{suffix}/{k}": v for k, v in metrics.items()})
+        params = {"model_identity": record["model_identity"], "shot_rows": shot_rows[:6000]}
+        params |= {key: record[key] for key in ("endpoint", "api") if key in record}
+        mlflow.log_params(redact({f"llm{suffix}.{k}": v for k, v in params.items()}))
+        last = ("truncated_rows", "statements_per_second")  # of the last rows it labelled: the test split
+        metrics = {k: getattr(part, f"{k}_") for k in last if hasattr(part, f"{k}_")}
+        metrics |= getattr(part, "usage_", {}) | {
+            f"scored_by_{k}": v for k, v in getattr(part, "scored_by_", {}).items()
+        }
+        mlflow.log_metrics({f"llm{suffix}/{k}": v for k, v in metrics.items()})
 
 
 def _log_tables(evaluation: Any) -> None:
