@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Issue 28's benchmarks, one after the other, into one store (the stance stage and the folds start from the NLI
+# stage's models:/nli-minilm@champion):  bash experiments/bench/entailment.sh [store folder, default results]
+# A step that finished leaves a .done marker and is skipped when the script runs again; each step's log and
+# /usr/bin/time -v figures are in <folder>/logs. The folds cap the stance training at 300 steps (4,800 pairs).
+set -u
+cd "$(dirname "$0")/../.."
+OUT=$(mkdir -p "${1:-results}/logs" && cd "${1:-results}" && pwd)
+export STANCE_DATA=${STANCE_DATA:-$(cd ../shared/data && pwd)} HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+STORE=sqlite:///$OUT/mlflow.db
+step() {  # a name, then `python -m stance.train` arguments (a sweep's -m first)
+  local name=$1; shift
+  [ -e "$OUT/logs/$name.done" ] && return 0
+  /usr/bin/time -v -o "$OUT/logs/$name.time" .venv/bin/python -m stance.train "$@" mlflow.tracking_uri=$STORE \
+    > "$OUT/logs/$name.log" 2>&1 && touch "$OUT/logs/$name.done"
+  echo "$(date -u +%FT%TZ) $name rc=$?" >> "$OUT/logs/steps.log"
+}
+ZERO="classifier.zero_shot=true mlflow.register=null mlflow.experiment=nli_zero_shot"
+step nli_stage experiment=nli_stage
+step z_vast experiment=stance_stage $ZERO
+step z_semeval data=semeval2016_task6 features=identity classifier=entailment \
+  classifier.model=models:/nli-minilm@champion per_target=false $ZERO
+step z_ukp experiment=ukp_cross_topic data.held_out=null $ZERO
+step z_pstance experiment=pstance_cross_target data.held_out=null $ZERO
+step stance_stage experiment=stance_stage
+step stance_stage_plain experiment=stance_stage classifier.model=minilm mlflow.register=null
+step ukp_folds -m experiment=ukp_cross_topic classifier.max_steps=300 \
+  data.held_out=abortion,cloning,death_penalty,gun_control,marijuana_legalization,minimum_wage,nuclear_energy,school_uniforms
+step pstance_folds -m experiment=pstance_cross_target classifier.max_steps=300 data.held_out=trump,biden,bernie
+step semeval_loto -m experiment=stance_stage classifier.max_steps=300 mlflow.register=null \
+  'data.held_out="Atheism","Climate Change is a Real Concern","Feminist Movement","Hillary Clinton","Legalization of Abortion"'
