@@ -34,9 +34,11 @@ from stance.models.endpoint_client import (
     safe_url,
     server_said,
 )
-from stance.models.llm import CONTENT_FREE, DEFAULT_LABELS, DEFAULT_TEMPLATE, _counts, _plain
+from stance.models.llm import DEFAULT_LABELS, DEFAULT_TEMPLATE, _counts, _plain
 from stance.models.prompts import (
+    CONTENT_FREE,
     build_prompt,
+    calibrated,
     chat_messages,
     check_template,
     label_words,
@@ -278,10 +280,7 @@ class EndpointClassifier(ClassifierMixin, BaseEstimator):
         if not free_by_logprobs.all():
             log.warning("classifier.calibrate=true needs the server's logprobs, which it did not return: skipped.")
             return proba
-        bias = bias.reshape(len(targets), len(CONTENT_FREE), -1).mean(axis=1)
-        index = {target: i for i, target in enumerate(targets)}
-        proba = proba / np.clip(bias[[index[target] for target, _ in rows]], 1e-12, None)
-        return proba / proba.sum(axis=1, keepdims=True)
+        return calibrated(proba, bias, targets, [target for target, _ in rows])
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """The most likely label of each row."""

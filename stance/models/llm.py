@@ -23,13 +23,20 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from stance.features.pretrained import GGUF_MODELS, ModelLoadError, model_identity, resolve_model_path
 from stance.models.cross_encoder import pairs_of
-from stance.models.prompts import PromptError, build_prompt, check_template, label_words, pick_shots, render
+from stance.models.prompts import (
+    CONTENT_FREE,
+    PromptError,
+    build_prompt,
+    calibrated,
+    check_template,
+    label_words,
+    pick_shots,
+    render,
+)
 
 DEFAULT_LLM = "gemma3-270m"
 DEFAULT_TEMPLATE = "Text: {text}\nTarget: {target}\nStance of the text toward the target (favor, against or neutral):"
 DEFAULT_LABELS = {"FAVOR": "favor", "AGAINST": "against", "NONE": "neutral"}
-# Content-free texts of contextual calibration (Zhao et al. 2021, "Calibrate before use"): the label bias of a prompt.
-CONTENT_FREE = ("N/A", "[MASK]", "")
 
 log = logging.getLogger(__name__)
 
@@ -181,10 +188,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         targets = sorted({target for target, _ in rows})
         free, _ = self._encode([[t, text] for t in targets for text in CONTENT_FREE], tokenizer, budget)
         bias = _softmax(_score(model, free, answers, pad, self.batch_size, self.precision, False))
-        bias = bias.reshape(len(targets), len(CONTENT_FREE), -1).mean(axis=1)  # per target, over the texts
-        index = {target: i for i, target in enumerate(targets)}
-        proba = proba / bias[[index[target] for target, _ in rows]]
-        return proba / proba.sum(axis=1, keepdims=True)
+        return calibrated(proba, bias, targets, [target for target, _ in rows])
 
     def _encode(self, rows: list[list[str]], tokenizer: Any, budget: int) -> tuple[list[list[int]], int]:
         """Each row's prompt tokens within `budget`, cutting the row's text (not the shots); how many were cut."""

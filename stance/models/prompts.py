@@ -12,6 +12,8 @@ import numpy as np
 from stance.data.schema import DataError
 
 FIELDS = ("text", "target")  # what a prompt template must name
+# Content-free texts of contextual calibration (Zhao et al. 2021, "Calibrate before use"): the label bias of a prompt.
+CONTENT_FREE = ("N/A", "[MASK]", "")
 
 
 class PromptError(DataError):
@@ -113,3 +115,11 @@ def chat_messages(question: str, shots: Sequence[tuple[str, str]], instruction: 
     if instruction and instruction.strip():  # in the first user turn: not every chat template has a system role
         messages[0] = {"role": "user", "content": f"{instruction.strip()}\n\n{messages[0]['content']}"}
     return messages
+
+
+def calibrated(proba: np.ndarray, bias: np.ndarray, targets: Sequence[str], row_targets: Sequence[str]) -> np.ndarray:
+    """Each row's probabilities divided by its target's mean over the CONTENT_FREE texts (`bias`), renormalised."""
+    bias = bias.reshape(len(targets), len(CONTENT_FREE), -1).mean(axis=1)  # per target, over the texts
+    index = {target: i for i, target in enumerate(targets)}
+    proba = proba / np.clip(bias[[index[target] for target in row_targets]], 1e-12, None)
+    return proba / proba.sum(axis=1, keepdims=True)
