@@ -2,7 +2,8 @@
 # Issue 28's benchmarks, one after the other, into one store (the stance stage and the folds start from the NLI
 # stage's models:/nli-minilm@champion):  bash experiments/bench/entailment.sh [store folder, default results]
 # A step that finished leaves a .done marker and is skipped when the script runs again; each step's log and
-# /usr/bin/time -v figures are in <folder>/logs. The folds cap the stance training at 300 steps (4,800 pairs).
+# /usr/bin/time -v figures are in <folder>/logs. Each fold is one step, trained for one epoch; a fold killed midway
+# resumes from its last checkpoint (every 500 steps).
 set -u
 cd "$(dirname "$0")/../.."
 OUT=$(mkdir -p "${1:-results}/logs" && cd "${1:-results}" && pwd)
@@ -24,8 +25,12 @@ step z_ukp experiment=ukp_cross_topic data.held_out=null $ZERO
 step z_pstance experiment=pstance_cross_target data.held_out=null $ZERO
 step stance_stage experiment=stance_stage
 step stance_stage_plain experiment=stance_stage classifier.model=minilm mlflow.register=null
-step ukp_folds -m experiment=ukp_cross_topic classifier.max_steps=300 \
-  data.held_out=abortion,cloning,death_penalty,gun_control,marijuana_legalization,minimum_wage,nuclear_energy,school_uniforms
-step pstance_folds -m experiment=pstance_cross_target classifier.max_steps=300 data.held_out=trump,biden,bernie
-step semeval_loto -m experiment=stance_stage classifier.max_steps=300 mlflow.register=null \
-  'data.held_out="Atheism","Climate Change is a Real Concern","Feminist Movement","Hillary Clinton","Legalization of Abortion"'
+for topic in abortion cloning death_penalty gun_control marijuana_legalization minimum_wage nuclear_energy school_uniforms; do
+  step "ukp_$topic" experiment=ukp_cross_topic data.held_out=$topic
+done
+for candidate in trump biden bernie; do
+  step "pstance_$candidate" experiment=pstance_cross_target data.held_out=$candidate
+done
+for target in "Atheism" "Climate Change is a Real Concern" "Feminist Movement" "Hillary Clinton" "Legalization of Abortion"; do
+  step "semeval_${target// /_}" experiment=stance_stage mlflow.register=null "data.held_out=\"$target\""
+done
