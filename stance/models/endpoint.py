@@ -34,16 +34,17 @@ from stance.models.endpoint_client import (
     safe_url,
     server_said,
 )
-from stance.models.llm import DEFAULT_LABELS, DEFAULT_TEMPLATE, _counts, _plain
+from stance.models.llm import DEFAULT_LABELS, DEFAULT_TEMPLATE
 from stance.models.prompts import (
     CONTENT_FREE,
     build_prompt,
     calibrated,
     chat_messages,
     check_template,
-    label_words,
-    pick_shots,
+    draw_shots,
+    prompt_rows,
     render,
+    shot_counts,
 )
 
 DEFAULT_URL = "http://127.0.0.1:8000/v1"
@@ -113,26 +114,18 @@ class EndpointClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y: Any) -> EndpointClassifier:
         """Check the config and the prompt and pick the shots; nothing is sent to the server."""
-        rows, train = pairs_of(X), [str(v) for v in np.asarray(y, dtype=object).tolist()]
-        if len(rows) != len(train):
-            raise ValueError(f"X has {len(rows)} rows but y has {len(train)} labels.")
         self._check_config()
         self._api_key()  # a missing variable is said now, not after the shots
-        check_template(self.template)
-        words = label_words(DEFAULT_LABELS if self.labels is None else self.labels, train)
+        rows, train, words = prompt_rows(X, y, self.template, DEFAULT_LABELS if self.labels is None else self.labels)
         self.classes_ = np.asarray(sorted(words))
         self.words_ = {label: words[label] for label in self.classes_}
-        ids = X.index.tolist() if isinstance(X, pd.DataFrame) else list(range(len(rows)))
-        chosen = pick_shots(train, int(self.shots), self.seed)
-        self.shots_ = [
-            {"row": _plain(ids[i]), "label": train[i], "target": rows[i][0], "text": rows[i][1]} for i in chosen
-        ]
-        if len(chosen) < int(self.shots):
-            log.warning("classifier.shots=%d, but the training rows give %d.", self.shots, len(chosen))
+        self.shots_ = draw_shots(X, rows, train, self.shots, self.seed)
+        if len(self.shots_) < int(self.shots):
+            log.warning("classifier.shots=%d, but the training rows give %d.", self.shots, len(self.shots_))
         if rows:
             log.info(
                 "classifier=llm_endpoint trains nothing: fit picked %d shot(s) from %d training rows%s.",
-                len(chosen), len(rows), f", by label {_counts(self.shots_)}" if chosen else "",
+                len(self.shots_), len(rows), f", by label {shot_counts(self.shots_)}" if self.shots_ else "",
             )  # fmt: skip
         self.model_identity_ = f"{self.model}@{safe_url(self.base_url)}"
         self.prompt_record_ = {
@@ -243,6 +236,7 @@ class EndpointClassifier(ClassifierMixin, BaseEstimator):
         if not rows:
             return np.zeros((0, len(self.classes_)))
         self._check_config()
+        check_template(self.template, any(target for target, _ in rows))
         targets = sorted({target for target, _ in rows}) if self.calibrate else []
         free = [[t, text] for t in targets for text in CONTENT_FREE]
         # The cache key is the logical request (constrain=true or not), whichever constraint fields the server takes.

