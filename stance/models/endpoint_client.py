@@ -135,21 +135,28 @@ def send(client: Any, api: str, body: dict[str, Any]) -> Answer:
     extra = {k: v for k, v in body.items() if k not in known}
     if api == "chat":
         done = client.chat.completions.create(**args, extra_body=extra or None)
-        choice = done.choices[0]
-        text = choice.message.content or ""
-        steps = getattr(choice.logprobs, "content", None) or []
-        positions = [(s.token, [(t.token, t.logprob) for t in s.top_logprobs or []]) for s in steps]
+        text = done.choices[0].message.content or ""
     else:
         done = client.completions.create(**args, extra_body=extra or None)
-        choice = done.choices[0]
-        text = choice.text or ""
-        logprobs = choice.logprobs
-        tokens, tops = (logprobs.tokens or [], logprobs.top_logprobs or []) if logprobs else ([], [])
-        positions = [(t, list((top or {}).items())) for t, top in zip(tokens, tops, strict=False)]
+        text = done.choices[0].text or ""
     # The first token that is not blank is the answer's first: many models start with a space or a newline.
-    top = next((alts for token, alts in positions if token.strip() and alts), None)
+    top = next((alts for token, alts in answer_positions(done.choices[0]) if token.strip() and alts), None)
     usage = done.usage
     return Answer(text, top, getattr(usage, "prompt_tokens", 0) or 0, getattr(usage, "completion_tokens", 0) or 0)
+
+
+def answer_positions(choice: Any) -> list[tuple[str, list[tuple[str, float]]]]:
+    """Each answer token with its top alternatives' log-probabilities, from a chat or a completions choice."""
+    logprobs = getattr(choice, "logprobs", None)
+    if logprobs is None:
+        return []
+    steps = getattr(logprobs, "content", None) or []  # chat; llama.cpp's server answers completions this way too
+    if steps:
+        get = (lambda o, k: o[k]) if isinstance(steps[0], dict) else getattr  # an SDK model, or extra fields as dicts
+        return [(get(s, "token"), [(get(t, "token"), get(t, "logprob")) for t in get(s, "top_logprobs") or []])
+                for s in steps]  # fmt: skip
+    tokens, tops = getattr(logprobs, "tokens", None) or [], getattr(logprobs, "top_logprobs", None) or []
+    return [(t, list((top or {}).items())) for t, top in zip(tokens, tops, strict=False)]
 
 
 @dataclass

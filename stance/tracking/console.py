@@ -10,7 +10,8 @@ from collections.abc import Mapping, Sized
 # Loggers that fill a console with lines a user cannot act on: MLflow's store set-up and model validation,
 # matplotlib's "categorical units" notes on figures of string labels, and our encoder's per-call counts (it does not
 # know which split it embeds; `verbose=true` shows them).
-NOISY_LOGGERS = ("mlflow", "alembic", "matplotlib", "stance.features.encoders")
+# httpx/httpx2: the `openai` client logs a line per request (classifier=llm_endpoint sends one per row).
+NOISY_LOGGERS = ("mlflow", "alembic", "matplotlib", "stance.features.encoders", "httpx", "httpx2")
 # Progress bars of a local, instant step: MLflow "Downloading artifacts", transformers "Loading weights".
 QUIET_ENV = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
 

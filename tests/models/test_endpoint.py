@@ -17,11 +17,13 @@ import pandas as pd
 import pytest
 import requests
 from mlflow.tracking import MlflowClient
+from openai.types import Completion
 
 from stance.config import compose_config
 from stance.experiment import run_experiment
 from stance.features.pretrained import ModelLoadError, resolve_model_path
 from stance.models.endpoint import EndpointClassifier, EndpointError, from_logprobs, parse_answer
+from stance.models.endpoint_client import answer_positions
 from tests.helpers import NEW, free_port, stop
 
 LABELS = ["AGAINST", "FAVOR", "NONE"]
@@ -99,6 +101,31 @@ def test_logprobs_are_normalised_over_the_label_words_and_answers_parsed_to_one_
     ]  # fmt: skip
 
 
+# A llama.cpp server's /v1/completions answer (build 11434, Gemma 3 270M, `logprobs: 2`, a grammar of the words), as
+# it came: the chat-style `content` list where OpenAI's completions put `tokens` / `top_logprobs`.
+LLAMA_CPP = {
+    "id": "cmpl-1", "object": "text_completion", "created": 1796528935, "model": "gemma-3-270m-q4_k_m.gguf",
+    "choices": [{"text": "neutral", "index": 0, "finish_reason": "length", "logprobs": {"content": [
+        {"id": 45258, "token": "neutral", "logprob": -10.53, "top_logprobs": [
+            {"id": 107, "token": "\n", "logprob": -1.99}, {"id": 234681, "token": " Athe", "logprob": -2.31}]}]}}],
+    "usage": {"completion_tokens": 1, "prompt_tokens": 22, "total_tokens": 23},
+}  # fmt: skip
+OPENAI = {
+    "id": "cmpl-2", "object": "text_completion", "created": 1, "model": "gpt-3.5-turbo-instruct",
+    "choices": [{"text": " favor", "index": 0, "finish_reason": "length", "logprobs": {
+        "tokens": [" favor"], "token_logprobs": [-0.2], "top_logprobs": [{" favor": -0.2, " against": -1.9}]}}],
+}  # fmt: skip
+
+
+def test_logprobs_are_read_from_openai_and_llama_cpp_completions_alike():
+    assert answer_positions(Completion.model_validate(OPENAI).choices[0]) == [
+        (" favor", [(" favor", -0.2), (" against", -1.9)])
+    ]
+    assert answer_positions(Completion.model_validate(LLAMA_CPP).choices[0]) == [
+        ("neutral", [("\n", -1.99), (" Athe", -2.31)])
+    ]
+
+
 # Below: a real server. `transformers serve` loads the GGUF file of the packaged gemma3-270m offline and answers
 # /v1/completions; it returns no logprobs and refuses the constraint fields by name, so the labels come from the
 # answers' words, after the constraint fields were dropped.
@@ -173,8 +200,9 @@ def test_answers_that_are_no_label_word_are_one_error_naming_the_rows(server, tm
 
 @pytest.mark.slow
 def test_a_run_logs_usage_and_the_endpoint_not_the_key_and_its_model_labels_from_a_fresh_process(
-    server, make_cfg, tmp_path, monkeypatch
+    server, make_cfg, tmp_path, monkeypatch, caplog
 ):
+    caplog.set_level("INFO")  # as `python -m stance.train` logs
     secret = "sk-stance-test-9f8e7d6c5b4a"
     monkeypatch.setenv("STANCE_TEST_LLM_TOKEN", secret)  # transformers serve takes any key
     cfg = make_cfg(
@@ -189,6 +217,7 @@ def test_a_run_logs_usage_and_the_endpoint_not_the_key_and_its_model_labels_from
     except EndpointError as err:  # a base model may answer no label word for some SemEval row: said, not guessed
         assert "were answered with no label word" in str(err)
         pytest.skip(f"Gemma's answers named no label: {err}")
+    assert "labelled 3 rows" in caplog.text and "HTTP Request:" not in caplog.text  # no line per request
     client = MlflowClient(cfg.mlflow.tracking_uri)
     run = client.get_run(result.run_id)
     assert run.data.params["llm.endpoint"] == server["base_url"] and run.data.params["llm.api"] == "completions"
