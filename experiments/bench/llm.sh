@@ -50,16 +50,17 @@ step() {  # a name, then `python -m stance.train` arguments
     mlflow.tracking_uri=$STORE mlflow.experiment=llm "$@" > "$OUT/logs/$name.log" 2>&1 && touch "$OUT/logs/$name.done"
   echo "$(date -u +%FT%TZ) $name rc=$?" >> "$OUT/logs/steps.log"
 }
-runs() {  # a short name, then the model's settings
-  local who=$1; shift
-  for shots in 0 8; do
-    step "$who-semeval-$shots" data=semeval2016_task6 classifier.shots=$shots "$@"
-    step "$who-vast-$shots" data=stance_mix data.per_corpus=1000 data.limit=1000 classifier.shots=$shots "$@"
-    step "$who-pstance-$shots" data=pstance data.limit=1000 classifier.labels.NONE=null classifier.shots=$shots "$@"
-  done
+runs() {  # a short name, the shots, then the model's settings
+  local who=$1 shots=$2; shift 2
+  step "$who-semeval-$shots" data=semeval2016_task6 classifier.shots=$shots "$@"
+  step "$who-vast-$shots" data=stance_mix data.per_corpus=1000 data.limit=1000 classifier.shots=$shots "$@"
+  step "$who-pstance-$shots" data=pstance data.limit=1000 classifier.labels.NONE=null classifier.shots=$shots "$@"
 }
-
-serve "$(.venv/bin/python -c 'from stance.features.pretrained import resolve_model_path as r; print(r("gemma3-270m", None))')"
-runs gemma classifier.model=gemma3-270m classifier.api=completions
-serve "$OUT/qwen.gguf"
-runs qwen classifier.model=qwen2.5-coder-1.5b classifier.api=chat
+GEMMA="classifier.model=gemma3-270m classifier.api=completions"
+QWEN="classifier.model=qwen2.5-coder-1.5b classifier.api=chat"
+gemma=$(.venv/bin/python -c 'from stance.features.pretrained import resolve_model_path as r; print(r("gemma3-270m", None))')
+# Zero-shot first, then 8-shot: the cheaper figures of both models before the dearer ones.
+serve "$gemma" && runs gemma 0 $GEMMA
+serve "$OUT/qwen.gguf" && runs qwen 0 $QWEN
+serve "$gemma" && runs gemma 8 $GEMMA
+serve "$OUT/qwen.gguf" && runs qwen 8 $QWEN

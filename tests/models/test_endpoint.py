@@ -212,11 +212,7 @@ def test_a_run_logs_usage_and_the_endpoint_not_the_key_and_its_model_labels_from
         "classifier.api_key_env=STANCE_TEST_LLM_TOKEN", f"classifier.cache_dir={tmp_path / 'cache'}",
         "classifier.show_progress=false",
     )  # fmt: skip
-    try:
-        result = run_experiment(cfg)
-    except EndpointError as err:  # a base model may answer no label word for some SemEval row: said, not guessed
-        assert "were answered with no label word" in str(err)
-        pytest.skip(f"Gemma's answers named no label: {err}")
+    result = run_experiment(cfg)  # greedy answers: Gemma names a label word for each of these six rows
     assert "labelled 3 rows" in caplog.text and "HTTP Request:" not in caplog.text  # no line per request
     client = MlflowClient(cfg.mlflow.tracking_uri)
     run = client.get_run(result.run_id)
