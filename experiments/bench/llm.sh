@@ -64,3 +64,8 @@ serve "$gemma" && runs gemma 0 $GEMMA
 serve "$OUT/qwen.gguf" && runs qwen 0 $QWEN
 serve "$gemma" && runs gemma 8 $GEMMA
 serve "$OUT/qwen.gguf" && runs qwen 8 $QWEN
+# Contextual calibration (classifier.calibrate=true): the rows' answers come from the cache; only the content-free
+# prompts are new.
+CAL="classifier.calibrate=true"
+runs qwen-cal 0 $QWEN $CAL
+serve "$gemma" && runs gemma-cal 0 $GEMMA $CAL
