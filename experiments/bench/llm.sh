@@ -65,7 +65,11 @@ serve "$OUT/qwen.gguf" && runs qwen 0 $QWEN
 serve "$gemma" && runs gemma 8 $GEMMA
 serve "$OUT/qwen.gguf" && runs qwen 8 $QWEN
 # Contextual calibration (classifier.calibrate=true): the rows' answers come from the cache; only the content-free
-# prompts are new.
+# prompts are new, three per target (not VAST: its thousand targets would double the run).
 CAL="classifier.calibrate=true"
-runs qwen-cal 0 $QWEN $CAL
-serve "$gemma" && runs gemma-cal 0 $GEMMA $CAL
+for who in qwen gemma; do
+  [ $who = gemma ] && serve "$gemma"
+  settings=$([ $who = gemma ] && echo "$GEMMA" || echo "$QWEN")
+  step "$who-cal-semeval-0" data=semeval2016_task6 classifier.shots=0 $settings $CAL
+  step "$who-cal-pstance-0" data=pstance data.limit=1000 classifier.labels.NONE=null classifier.shots=0 $settings $CAL
+done
