@@ -4,10 +4,11 @@
 # "Illegal instruction" once the machine moved to another CPU):
 #   bash experiments/bench/llm.sh [work folder, default results/llm]
 # Gemma 3 270M (the packaged GGUF, a base model: api=completions) and Qwen2.5-Coder 1.5B Instruct (22 PyPI parts,
-# assembled to qwen.gguf: api=chat), zero- and 8-shot, on SemEval-2016 A (all of test), VAST and P-Stance (a seeded
-# data.limit=1000 sample of each split; VAST has no training split: shots from the stance mix, data=stance_mix; P-Stance
-# as its FAVOR/AGAINST benchmark, so no NONE word). One MLflow store, <folder>/mlflow.db; logs in <folder>/logs; a step that
-# finished leaves a .done marker and is skipped when the script runs again.
+# assembled to qwen.gguf: api=chat), zero-shot (and calibrated) through the server, Gemma 8-shot in process
+# (classifier=llm), on SemEval-2016 A (all of test), VAST and P-Stance (a seeded data.limit=1000 sample of each split;
+# VAST has no training split: shots from the stance mix, data=stance_mix; P-Stance as its FAVOR/AGAINST benchmark, so
+# no NONE word). One MLflow store, <folder>/mlflow.db; logs in <folder>/logs; a step that finished leaves a .done
+# marker and is skipped when the script runs again, and the server's answers are cached: a rerun resumes.
 set -u
 cd "$(dirname "$0")/../.."
 OUT=$(mkdir -p "${1:-results/llm}/logs" && cd "${1:-results/llm}" && pwd)
@@ -46,7 +47,6 @@ step() {  # a name, then `python -m stance.train` arguments
   local name=$1; shift
   [ -e "$OUT/logs/$name.done" ] && return 0
   /usr/bin/time -v -o "$OUT/logs/$name.time" .venv/bin/python -m stance.train features=identity per_target=false \
-    classifier=llm_endpoint classifier.base_url=http://127.0.0.1:$PORT/v1 classifier.concurrency=2 classifier.top_logprobs=20 \
     mlflow.tracking_uri=$STORE mlflow.experiment=llm "$@" > "$OUT/logs/$name.log" 2>&1 && touch "$OUT/logs/$name.done"
   echo "$(date -u +%FT%TZ) $name rc=$?" >> "$OUT/logs/steps.log"
 }
@@ -56,20 +56,22 @@ runs() {  # a short name, the shots, then the model's settings
   step "$who-vast-$shots" data=stance_mix data.per_corpus=1000 data.limit=1000 classifier.shots=$shots "$@"
   step "$who-pstance-$shots" data=pstance data.limit=1000 classifier.labels.NONE=null classifier.shots=$shots "$@"
 }
-GEMMA="classifier.model=gemma3-270m classifier.api=completions"
-QWEN="classifier.model=qwen2.5-coder-1.5b classifier.api=chat"
-gemma=$(.venv/bin/python -c 'from stance.features.pretrained import resolve_model_path as r; print(r("gemma3-270m", None))')
-# Zero-shot first, then 8-shot: the cheaper figures of both models before the dearer ones.
-serve "$gemma" && runs gemma 0 $GEMMA
-serve "$OUT/qwen.gguf" && runs qwen 0 $QWEN
-serve "$gemma" && runs gemma 8 $GEMMA
-serve "$OUT/qwen.gguf" && runs qwen 8 $QWEN
-# Contextual calibration (classifier.calibrate=true): the rows' answers come from the cache; only the content-free
-# prompts are new, three per target (not VAST: its thousand targets would double the run).
+ENDPOINT="classifier=llm_endpoint classifier.base_url=http://127.0.0.1:$PORT/v1 classifier.concurrency=2 \
+  classifier.top_logprobs=20 classifier.show_progress=false"
+GEMMA="$ENDPOINT classifier.model=gemma3-270m classifier.api=completions"
+QWEN="$ENDPOINT classifier.model=qwen2.5-coder-1.5b classifier.api=chat"
 CAL="classifier.calibrate=true"
-for who in qwen gemma; do
-  [ $who = gemma ] && serve "$gemma"
-  settings=$([ $who = gemma ] && echo "$GEMMA" || echo "$QWEN")
-  step "$who-cal-semeval-0" data=semeval2016_task6 classifier.shots=0 $settings $CAL
-  step "$who-cal-pstance-0" data=pstance data.limit=1000 classifier.labels.NONE=null classifier.shots=0 $settings $CAL
-done
+gemma=$(.venv/bin/python -c 'from stance.features.pretrained import resolve_model_path as r; print(r("gemma3-270m", None))')
+# Cheaper figures first. Contextual calibration (classifier.calibrate=true) reuses the rows' cached answers and adds
+# three content-free prompts per target (not on VAST: its thousand targets would double the run).
+serve "$gemma" && runs gemma 0 $GEMMA
+step gemma-cal-semeval-0 data=semeval2016_task6 classifier.shots=0 $GEMMA $CAL
+step gemma-cal-pstance-0 data=pstance data.limit=1000 classifier.labels.NONE=null classifier.shots=0 $GEMMA $CAL
+serve "$OUT/qwen.gguf" && step qwen-semeval-0 data=semeval2016_task6 classifier.shots=0 $QWEN
+step qwen-cal-semeval-0 data=semeval2016_task6 classifier.shots=0 $QWEN $CAL
+# Gemma 8-shot in process (classifier=llm): llama.cpp re-evaluates each 8-shot prompt whole for Gemma 3 (0.32
+# statements/s), transformers scores a batch of 8 prompts in one pass.
+kill "$PID" && wait "$PID" 2>/dev/null; PID=
+runs gemma-inprocess 8 classifier=llm classifier.show_progress=false
+serve "$OUT/qwen.gguf" && runs qwen 0 $QWEN
+step qwen-cal-pstance-0 data=pstance data.limit=1000 classifier.labels.NONE=null classifier.shots=0 $QWEN $CAL
