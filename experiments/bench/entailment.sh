@@ -16,6 +16,11 @@ step() {  # a name, then `python -m stance.train` arguments (a sweep's -m first)
     > "$OUT/logs/$name.log" 2>&1 && touch "$OUT/logs/$name.done"
   echo "$(date -u +%FT%TZ) $name rc=$?" >> "$OUT/logs/steps.log"
 }
+UKP_TOPICS=abortion,cloning,death_penalty,gun_control,marijuana_legalization,minimum_wage,nuclear_energy,school_uniforms
+# The default of `stance analyze` (frozen MiniLM, interact, MLP) as a recipe on UKP's cross-topic folds: a baseline,
+# and its validation scores beside the entailment folds' for item 6 (minutes: every fold embeds the same sentences).
+step ukp_frozen -m experiment=zero_shot_stance data=ukp_sentential_argmin data.held_out=$UKP_TOPICS \
+  objective=validation/macro_f1 mlflow.register=null mlflow.experiment=ukp_cross_topic_frozen
 ZERO="classifier.zero_shot=true mlflow.register=null mlflow.experiment=nli_zero_shot"
 step nli_stage experiment=nli_stage
 step z_vast experiment=stance_stage $ZERO
@@ -25,7 +30,7 @@ step z_ukp experiment=ukp_cross_topic data.held_out=null $ZERO
 step z_pstance experiment=pstance_cross_target data.held_out=null $ZERO
 step stance_stage experiment=stance_stage
 step stance_stage_plain experiment=stance_stage classifier.model=minilm mlflow.register=null
-for topic in abortion cloning death_penalty gun_control marijuana_legalization minimum_wage nuclear_energy school_uniforms; do
+for topic in ${UKP_TOPICS//,/ }; do
   step "ukp_$topic" experiment=ukp_cross_topic data.held_out=$topic
 done
 for candidate in trump biden bernie; do
