@@ -11,8 +11,11 @@ which the logged model's requirements pin; a folder or file must exist where it 
 
 from __future__ import annotations
 
+import copy
 import functools
+import inspect
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -218,12 +221,15 @@ def _score(
     batch_size: int,
     precision: str,
     show_progress: bool,
+    reuse_prefix: bool = True,
 ) -> np.ndarray:
     """Summed log-probability of each answer's tokens after each prompt: rows x answers.
 
-    Sequences are padded on the left, so every answer ends at the last position and only the last few positions'
-    logits are computed (a full vocabulary, 262k for Gemma, at every position would cost gigabytes).
-    One pass per row when every answer is a single token; else one per (row, answer).
+    The tokens every prompt starts with (instruction, shots) are run once and their key/value cache is reused, so a
+    k-shot row costs little more than its own tokens. Rows are padded on the right, after their last token, so
+    padding never shifts a sliding attention window, and only the last few positions' logits are computed (a full
+    vocabulary, 262k for Gemma, at every position would cost gigabytes). One pass per row when every answer is a
+    single token; else one per (row, answer).
     """
     import torch
     from tqdm.auto import tqdm
@@ -233,25 +239,45 @@ def _score(
         (r, k, p + a) for r, p in enumerate(prompts) for k, a in enumerate(answers)
     ]  # fmt: skip
     items.sort(key=lambda item: len(item[2]))  # similar lengths together: little padding
-    keep = 1 if single else max(map(len, answers)) + 1
+    shared = min(len(os.path.commonprefix([seq for _, _, seq in items])), len(items[0][2]) - 1) if reuse_prefix else 0
+    extra = 0 if single else max(map(len, answers))
     out = np.zeros((len(prompts), len(answers)))
     batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
     bf16 = precision == "bfloat16"
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        head = torch.tensor([items[0][2][:shared]])
+        prefix = _cache_of(model(input_ids=head, use_cache=True)) if shared else None
         for batch in tqdm(batches, desc="llm scoring", unit="batch", disable=not show_progress):
-            width = max(len(seq) for _, _, seq in batch)
-            ids = torch.tensor([[pad_id] * (width - len(s)) + s for _, _, s in batch])
-            mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for _, _, s in batch])
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: each sequence counts from its first token
-            logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep).logits
-            logp = torch.log_softmax(logits.float(), dim=-1)
+            rest = [seq[shared:] for _, _, seq in batch]
+            width = max(map(len, rest))
+            pads = [width - len(seq) for seq in rest]
+            ids = torch.tensor([seq + [pad_id] * pad for seq, pad in zip(rest, pads, strict=True)])
+            mask = torch.tensor([[1] * (shared + len(seq)) + [0] * pad for seq, pad in zip(rest, pads, strict=True)])
+            keep = max(pads) + extra + 1
+            inputs = {"input_ids": ids, "attention_mask": mask, "logits_to_keep": keep}
+            if prefix is not None:
+                cache = copy.deepcopy(prefix)
+                cache.batch_repeat_interleave(len(batch))
+                positions = torch.arange(shared, shared + width).expand(len(batch), -1)
+                inputs |= {_cache_argument(model): cache, "position_ids": positions, "use_cache": True}
+            logp = torch.log_softmax(model(**inputs).logits.float(), dim=-1)
             for i, (row, k, _) in enumerate(batch):
+                last = keep - 1 - pads[i]  # the row's last token within the kept positions
                 if single:
-                    out[row] = [logp[i, -1, a[0]].item() for a in answers]
-                else:  # answer tokens are the last len(a); each is predicted by the position before it
+                    out[row] = [logp[i, last, a[0]].item() for a in answers]
+                else:  # answer tokens are the row's last len(a); each is predicted by the position before it
                     a = answers[k]
-                    out[row, k] = sum(logp[i, keep - 1 - len(a) + j, t].item() for j, t in enumerate(a))
+                    out[row, k] = sum(logp[i, last - len(a) + j, t].item() for j, t in enumerate(a))
     return out
+
+
+def _cache_argument(model: Any) -> str:
+    # transformers 5 renamed past_key_values to cache, and warns on the old name
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _cache_of(output: Any) -> Any:
+    return output["cache"] if "cache" in output else output["past_key_values"]
 
 
 def _softmax(scores: np.ndarray) -> np.ndarray:

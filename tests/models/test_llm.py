@@ -20,7 +20,8 @@ from stance.config import compose_config, load_data
 from stance.data.schema import DataError, to_frame
 from stance.experiment import run_experiment
 from stance.features.pretrained import ModelLoadError, packaged_distributions, resolve_model_path
-from stance.models.llm import LLMClassifier
+from stance.models.cross_encoder import pairs_of
+from stance.models.llm import LLMClassifier, _model, _pad_id, _score, _tokenizer
 from stance.models.prompts import PromptError, check_template, label_words, pick_shots
 
 LABELS = ["AGAINST", "FAVOR", "NONE"]
@@ -215,6 +216,20 @@ def test_texts_too_long_for_the_window_are_cut_and_counted(semeval, caplog):
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-9)
     with pytest.raises(PromptError, match="lower classifier.shots or raise classifier.max_length"):
         LLMClassifier(max_length=64, shots=6, **QUICK).fit(train, train["label"]).predict_proba(rows)
+
+
+@pytest.mark.slow
+def test_a_cached_shared_prefix_gives_the_scores_of_one_row_at_a_time(four_shot, semeval):
+    # Rows of different lengths (padding), one past Gemma 3's 512-token sliding window, one- and two-token answers.
+    texts = list(semeval["test"]["text"].head(3)) + [" ".join(semeval["test"]["text"].head(12))]
+    rows = pd.DataFrame({"text": texts, "target": "Atheism"})
+    tokenizer, model = _tokenizer(four_shot._path(), four_shot.model), _model(four_shot._path(), four_shot.model, "cpu")
+    prompts, _ = four_shot._encode(pairs_of(rows), tokenizer, 1000)
+    assert max(map(len, prompts)) > 512 > min(map(len, prompts))
+    for answers in ([[tokenizer.encode(w, add_special_tokens=False)[0]] for w in ("favor", "against")], [[9], [7, 8]]):
+        cached = _score(model, prompts, answers, _pad_id(tokenizer), 3, "float32", False)
+        alone = _score(model, prompts, answers, _pad_id(tokenizer), 1, "float32", False, reuse_prefix=False)
+        np.testing.assert_allclose(cached, alone, atol=1e-4)
 
 
 @pytest.mark.slow
