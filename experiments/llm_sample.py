@@ -1,6 +1,6 @@
-"""classifier=llm on a fixed 200-row sample of SemEval-2016 Task 6 A test: F_avg, macro-F1 and statements/s.
+"""classifier=llm on a fixed sample of SemEval-2016 Task 6 A test (200 rows unless given): F_avg, macro-F1, speed.
 
-python experiments/llm_sample.py SHOTS [calibrate]
+python experiments/llm_sample.py SHOTS [calibrate] [ROWS]
 """
 
 import sys
@@ -14,9 +14,10 @@ from stance.data.schema import to_frame
 from stance.evaluation.metrics import f_avg
 from stance.models.llm import LLMClassifier
 
-shots, calibrate = int(sys.argv[1]), sys.argv[2:] == ["calibrate"]
+shots, calibrate = int(sys.argv[1]), "calibrate" in sys.argv[2:]
+size = next((int(a) for a in sys.argv[2:] if a.isdigit()), 200)
 frames = {s: to_frame(d) for s, d in load_data("semeval2016_task6").items()}
-test, train = frames["test"].sample(n=200, random_state=0), frames["train"]
+test, train = frames["test"].sample(n=size, random_state=0), frames["train"]
 print("test rows", len(frames["test"]), "sample", len(test), test.label.value_counts().to_dict())
 instruction = "Classify the stance of each text toward its target as favor, against or neutral."
 model = LLMClassifier(shots=shots, max_length=1024, calibrate=calibrate, show_progress=False, instruction=instruction)
