@@ -227,8 +227,8 @@ def _score(
 
     The tokens every prompt starts with (instruction, shots) are run once and their key/value cache is reused, so a
     k-shot row costs little more than its own tokens. Rows are padded on the right, after their last token, so
-    padding never shifts a sliding attention window, and only the last few positions' logits are computed (a full
-    vocabulary, 262k for Gemma, at every position would cost gigabytes). One pass per row when every answer is a
+    padding never shifts a sliding attention window, and logits are computed only where an answer token is predicted
+    (a full vocabulary, 262k for Gemma, at every position would cost gigabytes). One pass per row when every answer is a
     single token; else one per (row, answer).
     """
     import torch
@@ -253,8 +253,10 @@ def _score(
             pads = [width - len(seq) for seq in rest]
             ids = torch.tensor([seq + [pad_id] * pad for seq, pad in zip(rest, pads, strict=True)])
             mask = torch.tensor([[1] * (shared + len(seq)) + [0] * pad for seq, pad in zip(rest, pads, strict=True)])
-            keep = max(pads) + extra + 1
-            inputs = {"input_ids": ids, "attention_mask": mask, "logits_to_keep": keep}
+            # Logits only where an answer token is predicted: a few positions per row, whatever the padding.
+            needed = sorted({width - 1 - pad - back for pad in pads for back in range(extra + 1)})
+            column = {position: c for c, position in enumerate(needed)}
+            inputs = {"input_ids": ids, "attention_mask": mask, "logits_to_keep": torch.tensor(needed)}
             if prefix is not None:
                 cache = copy.deepcopy(prefix)
                 cache.batch_repeat_interleave(len(batch))
@@ -262,12 +264,12 @@ def _score(
                 inputs |= {_cache_argument(model): cache, "position_ids": positions, "use_cache": True}
             logp = torch.log_softmax(model(**inputs).logits.float(), dim=-1)
             for i, (row, k, _) in enumerate(batch):
-                last = keep - 1 - pads[i]  # the row's last token within the kept positions
+                last = width - 1 - pads[i]  # the row's last token
                 if single:
-                    out[row] = [logp[i, last, a[0]].item() for a in answers]
+                    out[row] = [logp[i, column[last], a[0]].item() for a in answers]
                 else:  # answer tokens are the row's last len(a); each is predicted by the position before it
                     a = answers[k]
-                    out[row, k] = sum(logp[i, last - len(a) + j, t].item() for j, t in enumerate(a))
+                    out[row, k] = sum(logp[i, column[last - len(a) + j], t].item() for j, t in enumerate(a))
     return out
 
 
