@@ -72,9 +72,9 @@ step qwen-cal-semeval-0 data=semeval2016_task6 classifier.shots=0 $QWEN $CAL
 # Gemma 8-shot in process (classifier=llm): llama.cpp re-evaluates each 8-shot prompt whole for Gemma 3 (0.32
 # statements/s); classifier=llm runs the shots once and reuses their key/value cache for every row.
 kill "$PID" && wait "$PID" 2>/dev/null; PID=
-runs gemma-inprocess 8 classifier=llm classifier.show_progress=false
-INPROCESS="classifier=llm classifier.show_progress=false classifier.shots=8 $CAL"
-step gemma-inprocess-cal-semeval-8 data=semeval2016_task6 $INPROCESS
-step gemma-inprocess-cal-pstance-8 data=pstance data.limit=1000 classifier.labels.NONE=null $INPROCESS
+INPROCESS="classifier=llm classifier.show_progress=false"
+runs gemma-inprocess 8 $INPROCESS
+step gemma-inprocess-cal-semeval-8 data=semeval2016_task6 classifier.shots=8 $INPROCESS $CAL
+step gemma-inprocess-cal-pstance-8 data=pstance data.limit=1000 classifier.labels.NONE=null classifier.shots=8 $INPROCESS $CAL
 serve "$OUT/qwen.gguf" && runs qwen 0 $QWEN
 step qwen-cal-pstance-0 data=pstance data.limit=1000 classifier.labels.NONE=null classifier.shots=0 $QWEN $CAL

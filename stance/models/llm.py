@@ -245,8 +245,8 @@ def _score(
     batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
     bf16 = precision == "bfloat16"
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        head = torch.tensor([items[0][2][:shared]])
-        prefix = _cache_of(model(input_ids=head, use_cache=True)) if shared else None
+        prefix = _cache_of(model(input_ids=torch.tensor([items[0][2][:shared]]), use_cache=True)) if shared else None
+        cache_argument = _cache_argument(model)
         for batch in tqdm(batches, desc="llm scoring", unit="batch", disable=not show_progress):
             rest = [seq[shared:] for _, _, seq in batch]
             width = max(map(len, rest))
@@ -261,7 +261,7 @@ def _score(
                 cache = copy.deepcopy(prefix)
                 cache.batch_repeat_interleave(len(batch))
                 positions = torch.arange(shared, shared + width).expand(len(batch), -1)
-                inputs |= {_cache_argument(model): cache, "position_ids": positions, "use_cache": True}
+                inputs |= {cache_argument: cache, "position_ids": positions, "use_cache": True}
             logp = torch.log_softmax(model(**inputs).logits.float(), dim=-1)
             for i, (row, k, _) in enumerate(batch):
                 last = width - 1 - pads[i]  # the row's last token
