@@ -39,9 +39,9 @@ done
 for target in "Atheism" "Climate Change is a Real Concern" "Feminist Movement" "Hillary Clinton" "Legalization of Abortion"; do
   step "semeval_${target// /_}" experiment=stance_stage mlflow.register=null "data.held_out=\"$target\""
 done
-# The same recipe on P-Stance's cross-target folds, beside the entailment folds above.
+# The frozen recipe of ukp_frozen (above) on P-Stance's cross-target folds, beside its entailment folds.
 step pstance_frozen -m experiment=zero_shot_stance data=pstance data.held_out=trump,biden,bernie \
   objective=validation/macro_f1 mlflow.register=null mlflow.experiment=pstance_cross_target_frozen
-# The NLI stage with mpnet (about 3 h on 2 cores, so in pieces: run the script again to resume; a checkpoint every
+# The NLI stage with mpnet (about 6 h on 2 cores, so in pieces: run the script again to resume; a checkpoint every
 # 100 steps bounds what a kill loses to minutes).
 step nli_mpnet experiment=nli_stage classifier.model=mpnet classifier.checkpoint_steps=100 mlflow.register=nli-mpnet
