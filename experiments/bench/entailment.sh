@@ -42,6 +42,6 @@ done
 # The frozen recipe of ukp_frozen (above) on P-Stance's cross-target folds, beside its entailment folds.
 step pstance_frozen -m experiment=zero_shot_stance data=pstance data.held_out=trump,biden,bernie \
   objective=validation/macro_f1 mlflow.register=null mlflow.experiment=pstance_cross_target_frozen
-# The NLI stage with mpnet (about 6 h on 2 cores, so in pieces: run the script again to resume; a checkpoint every
+# The NLI stage with mpnet (about 4.3 h on 2 cores, so in pieces: run the script again to resume; a checkpoint every
 # 100 steps bounds what a kill loses to minutes).
 step nli_mpnet experiment=nli_stage classifier.model=mpnet classifier.checkpoint_steps=100 mlflow.register=nli-mpnet
