@@ -232,7 +232,7 @@ def analyze_command(
 
 @app.command("compare")
 def compare(
-    run_a: str = typer.Argument(..., help="MLflow run id of run A."),
+    run_a: str = typer.Argument(..., help="MLflow run id of run A (or its first characters, e.g. the 8 the UI shows)."),
     run_b: str = typer.Argument(..., help="MLflow run id of run B, scored on the same test set."),
     tracking_uri: str = typer.Option(None, help="The MLflow store (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)."),
     resamples: int = typer.Option(5000, help="Bootstrap resamples."),

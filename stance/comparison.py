@@ -6,9 +6,11 @@ the other modules that read configs (re-predicting builds a run's data from its 
 
 from __future__ import annotations
 
+import re
 import tempfile
 
 import pandas as pd
+from mlflow.entities import ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
@@ -37,7 +39,8 @@ def compare_runs(
             "runs' mlflow.db is, or give --tracking-uri sqlite:////path/to/mlflow.db."
         )
     client = MlflowClient(tracking_uri=uri)
-    name_a, name_b = (_run_name(run, client) for run in (run_a, run_b))
+    run_a, run_b = (resolve_run_id(run, client) for run in (run_a, run_b))
+    name_a, name_b = (client.get_run(run).info.run_name for run in (run_a, run_b))
     a, b = run_predictions(run_a, client), run_predictions(run_b, client)
     return compare_predictions(a, b, run_a, run_b, name_a, name_b, n_resamples, seed)
 
@@ -77,9 +80,20 @@ def _download(run_id: str, path: str, client: MlflowClient, folder: str) -> str:
     )
 
 
-def _run_name(run_id: str, client: MlflowClient) -> str:
-    """The run's name; a clear error when the store has no such run."""
+def resolve_run_id(run_id: str, client: MlflowClient) -> str:
+    """The full id of the one run whose id is `run_id` or starts with it (e.g. the 8 characters the UI shows)."""
     try:
-        return client.get_run(run_id).info.run_name
+        return client.get_run(run_id).info.run_id
     except MlflowException:
-        raise ComparisonError(f"No run {run_id!r} in the MLflow store {redact_text(client.tracking_uri)}.") from None
+        pass
+    store = redact_text(client.tracking_uri)
+    if not re.fullmatch(r"[0-9a-f]{1,31}", run_id):
+        raise ComparisonError(f"No run {run_id!r} in the MLflow store {store}.") from None
+    experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
+    found = client.search_runs(experiments, f"attributes.run_id LIKE '{run_id}%'", ViewType.ALL, max_results=3)
+    if len(found) == 1:
+        return found[0].info.run_id
+    if not found:
+        raise ComparisonError(f"No run {run_id!r} (nor one whose id starts with it) in the MLflow store {store}.")
+    ids = ", ".join(run.info.run_id for run in found[:2])
+    raise ComparisonError(f"{run_id!r} starts more than one run id in {store} ({ids}, ...): give more characters.")

@@ -8,7 +8,7 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from stance.cli import app
-from stance.comparison import compare_runs, repredict, run_predictions
+from stance.comparison import compare_runs, repredict, resolve_run_id, run_predictions
 from stance.evaluation.compare import ComparisonError, mcnemar
 from stance.experiment import run_experiment
 from tests.conftest import compose
@@ -42,8 +42,10 @@ def test_compare_two_real_runs(runs):
 
 @pytest.mark.slow
 def test_cli_prints_difference_ci_and_p_values(runs):
-    result = CliRunner().invoke(app, ["compare", runs["svm"], runs["logreg"], "--tracking-uri", runs["uri"]])
+    short = [runs["svm"][:8], runs["logreg"][:8]]  # the ids as the MLflow UI shows them
+    result = CliRunner().invoke(app, ["compare", *short, "--tracking-uri", runs["uri"]])
     assert result.exit_code == 0, result.output
+    assert f"A {runs['svm']} (" in result.stdout and f"B {runs['logreg']} (" in result.stdout
     assert "test F_avg on the same 300 test rows" in result.stdout
     assert "B - A:" in result.stdout and "95% CI [" in result.stdout
     assert "paired bootstrap p = " in result.stdout and "McNemar" in result.stdout
@@ -80,6 +82,19 @@ def test_unknown_run_is_an_error(tmp_path):
     MlflowClient(uri).search_experiments()  # an existing store without that run
     with pytest.raises(ComparisonError, match="No run 'nope'"):
         compare_runs("nope", "nope", uri)
+
+
+def test_a_run_is_found_by_the_start_of_its_id_and_an_ambiguous_start_is_named(tmp_path):
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    ids = [client.create_run("0").info.run_id for _ in range(17)]  # 17 ids, 16 hex digits: two share a first one
+    assert resolve_run_id(ids[0][:8], client) == ids[0]
+    assert resolve_run_id(ids[0], client) == ids[0]
+    shared = next(c for c in "0123456789abcdef" if sum(i.startswith(c) for i in ids) > 1)
+    with pytest.raises(ComparisonError, match=f"'{shared}' starts more than one run id .*: give more characters"):
+        resolve_run_id(shared, client)
+    unused = next(p for p in (f"{n:04x}" for n in range(65536)) if not any(i.startswith(p) for i in ids))
+    with pytest.raises(ComparisonError, match=f"No run '{unused}' \\(nor one whose id starts with it\\)"):
+        resolve_run_id(unused, client)
 
 
 def test_mcnemar_counts_discordant_pairs_and_tests_them_exactly():
