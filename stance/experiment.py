@@ -179,27 +179,35 @@ def train_default(kind: str, tracking_uri: str, limit: int | None = None, large:
     quick one (tests). Ctrl-C or SIGTERM ends its MLflow run KILLED; the vectors encoded so far stay in the cache.
     """
     default = (LARGE_MODELS if large else DEFAULT_MODELS)[kind]
-    overrides = [
-        f"experiment={default.experiment}", f"mlflow.tracking_uri={tracking_uri}", f"mlflow.register={default.name}",
-        f"mlflow.alias={DEFAULT_ALIAS}", *([f"data.limit={limit}"] if limit else []),
-    ]  # fmt: skip
-    cfg = compose_config(*overrides)
-    quiet_libraries(cfg.get("verbose", False))  # the encoding bars, not MLflow's "Downloading artifacts" ones
-    if "show_progress" in cfg.features:  # the logged model predicts quietly; training shows bars (progress_bars)
-        cfg.features.show_progress = False
+    quick = [f"data.limit={limit}"] if limit else []
     _say(
         f"Training the default {kind} model ({default.about}) once into {tracking_uri}: about {default.minutes} min "
         "on 2 free CPU cores from an empty cache, seconds to load afterwards. Ctrl-C stops it."
     )
     start = time.perf_counter()
+    for stage in default.after:  # each registers, under its own config's name, what the next starts from
+        _say(f"First experiment={stage}, which experiment={default.experiment} starts from.")
+        _run_default(kind, [f"experiment={stage}", f"mlflow.tracking_uri={tracking_uri}", *quick])
+    run_id = _run_default(kind, [
+        f"experiment={default.experiment}", f"mlflow.tracking_uri={tracking_uri}", f"mlflow.register={default.name}",
+        f"mlflow.alias={DEFAULT_ALIAS}", *quick,
+    ])  # fmt: skip
+    _say(f"Trained the default {kind} model in {_duration(time.perf_counter() - start)}: run {run_id}.")
+    return run_id
+
+
+def _run_default(kind: str, overrides: list[str]) -> str:
+    """One named experiment of a default model, with progress bars; its run id (Ctrl-C: the run ends KILLED)."""
+    cfg = compose_config(*overrides)
+    quiet_libraries(cfg.get("verbose", False))  # the encoding bars, not MLflow's "Downloading artifacts" ones
+    if "show_progress" in cfg.features:  # the logged model predicts quietly; training shows bars (progress_bars)
+        cfg.features.show_progress = False
     try:
         with progress_bars():
-            run_id = run_experiment(cfg, overrides).run_id
+            return run_experiment(cfg, overrides).run_id
     except KeyboardInterrupt:
         _say(f"Stopped: the {kind} model's MLflow run is marked KILLED; run again to finish (encoded texts are kept).")
         raise
-    _say(f"Trained the default {kind} model in {_duration(time.perf_counter() - start)}: run {run_id}.")
-    return run_id
 
 
 def prepare_defaults(tracking_uri: str, large: bool = False, limit: int | None = None) -> None:

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import stance
-from stance.analysis.analyze import DEFAULT_MODELS, LARGE_MODELS, default_model, render
+from stance.analysis.analyze import DEFAULT_MODELS, LARGE_MODELS, default_model, registered_experiment, render
 from stance.config import compose_config
 from stance.data.schema import STANCE_LABELS
 from stance.experiment import run_experiment, train_default
@@ -195,3 +195,27 @@ def test_the_default_claim_model_is_minilm_and_mpnet_is_opt_in(registry):
     assert params["features.transformer_list"].count("all-MiniLM-L6-v2") == 3  # sentence, previous, next
     large = compose_config(f"experiment={LARGE_MODELS['claim'].experiment}")
     assert large.members.claim_encoder.model == "sentence-transformers/all-mpnet-base-v2"
+
+
+def test_the_large_stance_model_is_entailment_started_from_the_nli_stage_it_trains_first():
+    first, then = (compose_config(f"experiment={e}") for e in (*LARGE_MODELS["stance"].after, "stance_stage"))
+    assert LARGE_MODELS["stance"].after == ("nli_stage",) and LARGE_MODELS["stance"].experiment == "stance_stage"
+    assert then.classifier._target_ == "stance.models.entailment.EntailmentClassifier"
+    assert then.classifier.model == f"models:/{first.mlflow.register}@{first.mlflow.alias}"
+
+
+@pytest.mark.slow
+def test_the_large_stance_default_trains_both_stages_into_the_store_and_labels_a_new_target(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    run_id = train_default("stance", uri, limit=20, large=True)
+    client = MlflowClient(uri)
+    nli = client.get_model_version_by_alias("nli-minilm", "champion")
+    assert client.get_run(nli.run_id).data.params["data._target_"] == "stance.data.corpora.nli.nli"
+    assert client.get_model_version_by_alias("stance-zero-shot", "default").run_id == run_id
+    assert registered_experiment("stance", uri) == "stance_stage"
+    model = default_model("stance", uri)
+    assert {v for k, v in model.get_params().items() if k.endswith("__model")} == {"models:/nli-minilm@champion"}
+    rows = pd.DataFrame({"text": ["We must stop NATO moving east.", "NATO should welcome them."], "target": TARGET})
+    assert model.predict_proba(rows).shape == (2, 3) and set(model.predict(rows)) <= set(STANCE_LABELS)
