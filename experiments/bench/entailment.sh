@@ -45,3 +45,12 @@ step pstance_frozen -m experiment=zero_shot_stance data=pstance data.held_out=tr
 # The NLI stage with mpnet (about 4.3 h on 2 cores, so in pieces: run the script again to resume; a checkpoint every
 # 100 steps bounds what a kill loses to minutes).
 step nli_mpnet experiment=nli_stage classifier.model=mpnet classifier.checkpoint_steps=100 mlflow.register=nli-mpnet
+# The leave-one-target-out folds again from their cached weights, each class's probability scaled by a weight tuned on
+# VAST dev (tune_class_weights: fewer NONE); then the stance stage from this NLI stage on VAST, plain and so tuned.
+for target in "Atheism" "Climate Change is a Real Concern" "Feminist Movement" "Hillary Clinton" "Legalization of Abortion"; do
+  step "tuned_${target// /_}" experiment=stance_stage mlflow.register=null "data.held_out=\"$target\"" \
+    tune_class_weights=true mlflow.experiment=stance_stage_tuned
+done
+step stance_stage_again experiment=stance_stage mlflow.register=null
+step stance_stage_tuned experiment=stance_stage mlflow.register=null tune_class_weights=true \
+  mlflow.experiment=stance_stage_tuned
