@@ -88,7 +88,7 @@ def resolve_run_id(run_id: str, client: MlflowClient) -> str:
         pass
     store = redact_text(client.tracking_uri)
     if not re.fullmatch(r"[0-9a-f]{1,31}", run_id):
-        raise ComparisonError(f"No run {run_id!r} in the MLflow store {store}.") from None
+        raise ComparisonError(f"No run {run_id!r} in the MLflow store {store}.")
     experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
     found = client.search_runs(experiments, f"attributes.run_id LIKE '{run_id}%'", ViewType.ALL, max_results=3)
     if len(found) == 1:
