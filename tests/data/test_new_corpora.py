@@ -106,6 +106,25 @@ def test_ukp_held_out_rows_all_and_topic_spelling(data_root):
     assert counts(frames["test"], "target") == {"death penalty": 3651}
 
 
+def test_ukp_validation_topic_is_unseen_in_training_and_test(data_root):
+    frames = load("ukp_sentential_argmin", "data.held_out=abortion", "data.validation_topic=cloning")
+    six = set(UKP_TOPICS.values()) - {"abortion", "cloning"}
+    assert set(frames["train"]["target"]) == six
+    assert counts(frames["validation"], "target") == {"cloning": 3039}  # all its rows: train, val and test
+    assert counts(frames["validation"]) == {"AGAINST": 839, "FAVOR": 706, "NONE": 1494}
+    assert counts(frames["test"], "target") == {"abortion": 787}
+    assert sizes(frames) == {"train": 18336 - 2827 - 2187, "validation": 3039, "test": 787}
+
+
+def test_ukp_validation_topic_needs_another_held_out_topic(data_root):
+    with pytest.raises(DataError, match="validation_topic='cloning' needs a different data.held_out topic"):
+        ukp_sentential_argmin(root=str(data_root), validation_topic="cloning")
+    with pytest.raises(DataError, match=r"validation_topic='Cloning' needs a different .*held_out='cloning'"):
+        ukp_sentential_argmin(root=str(data_root), held_out="cloning", validation_topic="Cloning")
+    with pytest.raises(DataError, match=r"validation_topic='euthanasia' is not one of .*data.validation_topic="):
+        ukp_sentential_argmin(root=str(data_root), held_out="cloning", validation_topic="euthanasia")
+
+
 def test_ukp_unknown_topic_and_option(data_root):
     with pytest.raises(DataError, match="held_out='euthanasia' is not one of its eight topics") as err:
         ukp_sentential_argmin(root=str(data_root), held_out="euthanasia")

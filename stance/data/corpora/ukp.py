@@ -50,6 +50,7 @@ def ukp_sentential_argmin(
     root: str | None = None,
     held_out: str | None = None,
     held_out_rows: str = "test",
+    validation_topic: str | None = None,
     labels: Sequence[str] | None = None,
     label_map: Mapping[str, str] | None = None,
     seed: int = 13,
@@ -62,7 +63,9 @@ def ukp_sentential_argmin(
     cross-topic fold: train and validation are the official train and val rows of the other seven topics, test is
     the held-out topic's official test rows (`held_out_rows=test`, as Reimers et al. 2019's code builds its folds),
     or all its rows (`held_out_rows=all`). The other topics' test rows, and with `test` the held-out topic's train/val
-    rows, are not used. Labels Argument_against / Argument_for / NoArgument (AGAINST / FAVOR / NONE in the data
+    rows, are not used. With `validation_topic=<another topic>` as well, validation is that topic, unseen in training
+    (all its rows), and train the official train rows of the remaining six: a recipe is chosen on a topic it never
+    saw, as it is tested. Labels Argument_against / Argument_for / NoArgument (AGAINST / FAVOR / NONE in the data
     config). `id` is the sentence's MD5 (`sentenceHash`, checked against the sentence), `group` the topic. Repeats
     are kept, as in the official files: 201 train and 22 val sentences also occur verbatim in test, mostly boilerplate
     that recurs on several topics' pages, so a cross-topic fold has them too (abortion: 159 and 15); `data_checks`
@@ -72,7 +75,14 @@ def ukp_sentential_argmin(
         raise DataError(
             f"ukp_sentential_argmin: held_out_rows must be one of {list(_HELD_OUT_ROWS)}, got {held_out_rows!r}."
         )
-    topic = _held_out_topic(held_out)
+    topic = _topic(held_out, "held_out")
+    validation = _topic(validation_topic, "validation_topic")
+    if validation is not None and (topic is None or validation == topic):
+        raise DataError(
+            f"ukp_sentential_argmin: validation_topic={validation_topic!r} needs a different data.held_out topic "
+            f"(held_out={held_out!r}): validation is a topic unseen in training, test another "
+            "(e.g. data.held_out=abortion data.validation_topic=cloning)."
+        )
     paths = corpus_files(root, "ukp_sentential_argmin", [f"{stem}.tsv" for stem in UKP_TOPICS])
     frame = pd.concat(
         [_read_ukp(path, name) for path, name in zip(paths, UKP_TOPICS.values(), strict=True)], ignore_index=True
@@ -80,31 +90,33 @@ def ukp_sentential_argmin(
     if topic is None:
         splits = {split: frame[frame["set"] == value] for value, split in _UKP_SETS.items()}
     else:
-        rest, held = frame[frame["target"] != topic], frame[frame["target"] == topic]
+        rest = frame[~frame["target"].isin([topic, validation])]
+        held = frame[frame["target"] == topic]
         splits = {
             "train": rest[rest["set"] == "train"],
-            "validation": rest[rest["set"] == "val"],
+            "validation": rest[rest["set"] == "val"] if validation is None else frame[frame["target"] == validation],
             "test": held if held_out_rows == "all" else held[held["set"] == "test"],
         }
+        unused = "test rows" if validation is None else "val and test rows"
         log.info(
-            "ukp_sentential_argmin: held out %r (%d test rows, held_out_rows=%s); train/validation from the other "
-            "seven topics (%d/%d rows, their %d test rows unused).",
-            topic, len(splits["test"]), held_out_rows, len(splits["train"]), len(splits["validation"]),
-            int((rest["set"] == "test").sum()),
+            "ukp_sentential_argmin: held out %r (%d test rows, held_out_rows=%s); validation %s (%d rows); train: "
+            "the other %d topics' train rows (%d; their %s unused).",
+            topic, len(splits["test"]), held_out_rows, repr(validation) if validation else "their val rows",
+            len(splits["validation"]), rest["target"].nunique(), len(splits["train"]), unused,
         )  # fmt: skip
     splits = {split: part.drop(columns="set") for split, part in splits.items()}
     return finish_corpus(splits, _UKP_LABELS, labels, label_map, limit, seed)
 
 
-def _held_out_topic(held_out: str | None) -> str | None:
-    """The topic `held_out` names (topic or file stem, any case), or one error listing the eight."""
-    if held_out is None or str(held_out).strip() == "":
+def _topic(value: str | None, key: str) -> str | None:
+    """The topic `value` names (topic or file stem, any case), or one error naming `key` and listing the eight."""
+    if value is None or str(value).strip() == "":
         return None
-    wanted = str(held_out).strip().lower().replace("_", " ")
+    wanted = str(value).strip().lower().replace("_", " ")
     if wanted not in UKP_TOPICS.values():
         raise DataError(
-            f"ukp_sentential_argmin: held_out={held_out!r} is not one of its eight topics: "
-            f"{', '.join(UKP_TOPICS.values())} (spaces or underscores, e.g. data.held_out=death_penalty)."
+            f"ukp_sentential_argmin: {key}={value!r} is not one of its eight topics: "
+            f"{', '.join(UKP_TOPICS.values())} (spaces or underscores, e.g. data.{key}=death_penalty)."
         )
     return wanted
 
