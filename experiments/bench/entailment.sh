@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue 28's benchmarks, one after the other, into one store (the stance stage and the folds start from the NLI
-# stage's models:/nli-minilm@champion):  bash experiments/bench/entailment.sh [store folder, default results]
+# stage's models:/nli-minilm@champion):  bash experiments/bench/entailment.sh [store folder, default results] [step ...]
+# Named steps (e.g. nli_stage stance_stage_again): only those, in this file's order; none named: all of them.
 # A step that finished leaves a .done marker and is skipped when the script runs again; each step's log and
 # /usr/bin/time -v figures are in <folder>/logs. Each fold is one step, trained for one epoch; a fold killed midway
 # resumes from its last checkpoint (every 500 steps).
@@ -9,9 +10,11 @@ cd "$(dirname "$0")/../.."
 OUT=$(mkdir -p "${1:-results}/logs" && cd "${1:-results}" && pwd)
 export STANCE_DATA=${STANCE_DATA:-$(cd ../shared/data && pwd)} HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 STORE=sqlite:///$OUT/mlflow.db
+ONLY=" ${*:2} "
 step() {  # a name, then `python -m stance.train` arguments (a sweep's -m first)
   local name=$1; shift
   [ -e "$OUT/logs/$name.done" ] && return 0
+  [ "$ONLY" = "  " ] || [[ "$ONLY" == *" $name "* ]] || return 0
   /usr/bin/time -v -o "$OUT/logs/$name.time" .venv/bin/python -m stance.train "$@" mlflow.tracking_uri=$STORE \
     > "$OUT/logs/$name.log" 2>&1 && touch "$OUT/logs/$name.done"
   echo "$(date -u +%FT%TZ) $name rc=$?" >> "$OUT/logs/steps.log"
