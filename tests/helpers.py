@@ -89,12 +89,15 @@ def cached_so_far(folder: Path) -> int:
 
 
 def wait_for(condition, what: str, process: subprocess.Popen, log: Path, timeout: float = 300) -> None:
-    """Poll `condition` until it holds; fail with the process's log if it ends first or `timeout` passes."""
+    """Poll `condition` until it holds, the process still running; else fail with its log (ended, or `timeout`)."""
     deadline = time.monotonic() + timeout
     while not condition():
         assert process.poll() is None, f"training ended before {what}:\n{log.read_text()[-3000:]}"
         assert time.monotonic() < deadline, f"no {what} after {timeout} s:\n{log.read_text()[-3000:]}"
         time.sleep(0.2)
+    # A fast machine can finish while a slow poll runs: then a signal sent next would prove nothing.
+    ended = f"training ended by the time of {what}, before it could be interrupted"
+    assert process.poll() is None, f"{ended}:\n{log.read_text()[-3000:]}"
 
 
 def free_port() -> int:

@@ -60,13 +60,17 @@ def test_interrupted_runs_end_killed_keep_the_cache_and_a_rerun_succeeds(tmp_pat
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_during_a_sweep_ends_parent_and_job_killed_with_the_partial_table(tmp_path, signum):
     store = f"sqlite:///{tmp_path}/mlflow.db"
-    env = {**os.environ, "STANCE_CACHE": str(tmp_path / "cache")}  # a cold cache: the first job is still encoding
-    command = train_command(store, tmp_path, "classifier=logreg,svm", "data.limit=300", multirun=True)
+    cache = tmp_path / "cache"  # cold: the first job encodes its texts
+    env = {**os.environ, "STANCE_CACHE": str(cache)}
+    # Enough texts, committed in small chunks, that the signal lands mid-encoding even on a fast CPU (a 300-row sweep
+    # once ended, both jobs done, before a slow poll saw its first job).
+    overrides = ["classifier=logreg,svm", "data.limit=2000", "features.batch_size=16"]
+    command = train_command(store, tmp_path, *overrides, multirun=True)
     log = tmp_path / "sweep.log"
     process = subprocess.Popen(
         command, cwd=tmp_path, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, preexec_fn=default_sigint
     )
-    wait_for(lambda: any("mlflow.parentRunId" in r.data.tags for r in runs(store)), "job run", process, log)
+    wait_for(lambda: cached_so_far(cache) > 0, "the first job's first cached vectors", process, log)
     process.send_signal(signum)
     assert process.wait(timeout=120) != 0, log.read_text()[-3000:]
     logged = runs(store)
