@@ -114,11 +114,19 @@ def test_ukp_validation_topic_is_unseen_in_training_and_test(data_root):
     assert counts(frames["validation"]) == {"AGAINST": 839, "FAVOR": 706, "NONE": 1494}
     assert counts(frames["test"], "target") == {"abortion": 787}
     assert sizes(frames) == {"train": 18336 - 2827 - 2187, "validation": 3039, "test": 787}
+    # `next`: the topic after the held-out one, the last wrapping to the first
+    frames = load("ukp_sentential_argmin", "data.held_out=school_uniforms", "data.validation_topic=next")
+    assert (counts(frames["validation"], "target"), counts(frames["test"], "target")) == (
+        {"abortion": 3929},
+        {"school uniforms": 602},
+    )
 
 
 def test_ukp_validation_topic_needs_another_held_out_topic(data_root):
     with pytest.raises(DataError, match="validation_topic='cloning' needs a different data.held_out topic"):
         ukp_sentential_argmin(root=str(data_root), validation_topic="cloning")
+    with pytest.raises(DataError, match="validation_topic='next' needs a different data.held_out topic"):
+        ukp_sentential_argmin(root=str(data_root), validation_topic="next")
     with pytest.raises(DataError, match=r"validation_topic='Cloning' needs a different .*held_out='cloning'"):
         ukp_sentential_argmin(root=str(data_root), held_out="cloning", validation_topic="Cloning")
     with pytest.raises(DataError, match=r"validation_topic='euthanasia' is not one of .*data.validation_topic="):

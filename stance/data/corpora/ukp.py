@@ -60,24 +60,27 @@ def ukp_sentential_argmin(
 
     Without `held_out`: the official in-topic split (the `set` column; train 18,336, val 2,042, test 5,109 over all
     eight topics). With `held_out=<topic>` (the topic, or its file stem: "death penalty" or death_penalty), the
-    cross-topic fold: train and validation are the official train and val rows of the other seven topics, test is
-    the held-out topic's official test rows (`held_out_rows=test`, as Reimers et al. 2019's code builds its folds),
-    or all its rows (`held_out_rows=all`). The other topics' test rows, and with `test` the held-out topic's train/val
-    rows, are not used. With `validation_topic=<another topic>` as well, validation is that topic, unseen in training
-    (all its rows), and train the official train rows of the remaining six: a recipe is chosen on a topic it never
-    saw, as it is tested. Labels Argument_against / Argument_for / NoArgument (AGAINST / FAVOR / NONE in the data
-    config). `id` is the sentence's MD5 (`sentenceHash`, checked against the sentence), `group` the topic. Repeats
-    are kept, as in the official files: 201 train and 22 val sentences also occur verbatim in test, mostly boilerplate
-    that recurs on several topics' pages, so a cross-topic fold has them too (abortion: 159 and 15); `data_checks`
-    reports them and `data_checks.drop_leaked=true` drops them.
+    cross-topic fold: train and validation are the official train and val rows of the other seven topics, test is the
+    held-out topic's official test rows (`held_out_rows=test`, as Reimers et al. 2019's code builds its folds), or all
+    its rows (`held_out_rows=all`). The other topics' test rows, and with `test` the held-out topic's train/val rows,
+    are not used. With `validation_topic=<another topic>` as well, validation is that topic, unseen in training (all its
+    rows), and train the official train rows of the remaining six: a recipe is chosen on a topic it never saw, as it is
+    tested. `validation_topic=next` is the topic after `held_out` in `UKP_TOPICS` (the last wraps to the first), so that
+    one sweep over `held_out` runs all eight such folds. Labels Argument_against / Argument_for / NoArgument (AGAINST /
+    FAVOR / NONE in the data config). `id` is the sentence's MD5 (`sentenceHash`, checked against the sentence), `group`
+    the topic. Repeats are kept, as in the official files: 201 train and 22 val sentences also occur verbatim in test,
+    mostly boilerplate that recurs on several topics' pages, so a cross-topic fold has them too (abortion: 159 and 15);
+    `data_checks` reports them and `data_checks.drop_leaked=true` drops them.
     """
     if held_out_rows not in _HELD_OUT_ROWS:
         raise DataError(
             f"ukp_sentential_argmin: held_out_rows must be one of {list(_HELD_OUT_ROWS)}, got {held_out_rows!r}."
         )
     topic = _topic(held_out, "held_out")
-    validation = _topic(validation_topic, "validation_topic")
-    if validation is not None and (topic is None or validation == topic):
+    names = list(UKP_TOPICS.values())
+    after = names[(names.index(topic) + 1) % len(names)] if topic else None
+    validation = after if validation_topic == "next" else _topic(validation_topic, "validation_topic")
+    if (validation is not None or validation_topic == "next") and (topic is None or validation == topic):
         raise DataError(
             f"ukp_sentential_argmin: validation_topic={validation_topic!r} needs a different data.held_out topic "
             f"(held_out={held_out!r}): validation is a topic unseen in training, test another "
