@@ -57,3 +57,12 @@ done
 step stance_stage_again experiment=stance_stage mlflow.register=null
 step stance_stage_tuned experiment=stance_stage mlflow.register=null tune_class_weights=true \
   mlflow.experiment=stance_stage_tuned
+# The mpnet NLI stage (nli_mpnet) with no task training on every benchmark, then its stance stage on the mix (about
+# 3 h on 2 cores: resumable pieces, a checkpoint every 100 steps).
+MPNET="classifier.model=models:/nli-mpnet@champion"
+step z_vast_mpnet experiment=stance_stage $ZERO $MPNET
+step z_semeval_mpnet data=semeval2016_task6 features=identity classifier=entailment per_target=false $ZERO $MPNET
+step z_ukp_mpnet experiment=ukp_cross_topic data.held_out=null $ZERO $MPNET
+step z_pstance_mpnet experiment=pstance_cross_target data.held_out=null $ZERO $MPNET
+step stance_stage_mpnet experiment=stance_stage $MPNET classifier.checkpoint_steps=100 \
+  mlflow.register=stance-entailment-mpnet
