@@ -25,12 +25,14 @@ UKP_TOPICS=abortion,cloning,death_penalty,gun_control,marijuana_legalization,min
 step ukp_frozen -m experiment=zero_shot_stance data=ukp_sentential_argmin data.held_out=$UKP_TOPICS \
   objective=validation/macro_f1 mlflow.register=null mlflow.experiment=ukp_cross_topic_frozen
 ZERO="classifier.zero_shot=true mlflow.register=null mlflow.experiment=nli_zero_shot"
+zero_shot() {  # an NLI stage alone on every benchmark: a step-name suffix, then its model
+  step "z_vast$1" experiment=stance_stage $ZERO "$2"
+  step "z_semeval$1" data=semeval2016_task6 features=identity classifier=entailment per_target=false $ZERO "$2"
+  step "z_ukp$1" experiment=ukp_cross_topic data.held_out=null $ZERO "$2"
+  step "z_pstance$1" experiment=pstance_cross_target data.held_out=null $ZERO "$2"
+}
 step nli_stage experiment=nli_stage
-step z_vast experiment=stance_stage $ZERO
-step z_semeval data=semeval2016_task6 features=identity classifier=entailment \
-  classifier.model=models:/nli-minilm@champion per_target=false $ZERO
-step z_ukp experiment=ukp_cross_topic data.held_out=null $ZERO
-step z_pstance experiment=pstance_cross_target data.held_out=null $ZERO
+zero_shot "" classifier.model=models:/nli-minilm@champion
 step stance_stage experiment=stance_stage
 step stance_stage_plain experiment=stance_stage classifier.model=minilm mlflow.register=null
 for topic in ${UKP_TOPICS//,/ }; do
@@ -59,10 +61,6 @@ step stance_stage_tuned experiment=stance_stage mlflow.register=null tune_class_
   mlflow.experiment=stance_stage_tuned
 # The mpnet NLI stage (nli_mpnet) with no task training on every benchmark, then its stance stage on the mix (1,781
 # steps, about 2 h 10 min on 2 cores in bfloat16: resumable pieces, a checkpoint every 100 steps).
-MPNET="classifier.model=models:/nli-mpnet@champion"
-step z_vast_mpnet experiment=stance_stage $ZERO $MPNET
-step z_semeval_mpnet data=semeval2016_task6 features=identity classifier=entailment per_target=false $ZERO $MPNET
-step z_ukp_mpnet experiment=ukp_cross_topic data.held_out=null $ZERO $MPNET
-step z_pstance_mpnet experiment=pstance_cross_target data.held_out=null $ZERO $MPNET
-step stance_stage_mpnet experiment=stance_stage $MPNET classifier.checkpoint_steps=100 \
-  mlflow.register=stance-entailment-mpnet
+zero_shot _mpnet classifier.model=models:/nli-mpnet@champion
+step stance_stage_mpnet experiment=stance_stage classifier.model=models:/nli-mpnet@champion \
+  classifier.checkpoint_steps=100 mlflow.register=stance-entailment-mpnet
